@@ -1,0 +1,1 @@
+"""Dataflow assembly, settings and the ``clickstream`` command line."""

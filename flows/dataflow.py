@@ -1,0 +1,250 @@
+"""The dataflow: which steps, in which order. The logic lives in ``operators``; this file only
+wires it to Bytewax.
+
+    input → decode (batches) ─dead letters→ <topic>.dlq, pipeline counters
+              │ valid events grouped by shard
+              ▼
+           shard_state (dedupe, watermark; recoverable)
+              ├─ minute deltas → events_by_minute (totals) → Redis
+              ├─ counters      → pipeline_totals           → Redis
+              └─ rows          → archive_buffer (per input partition) → Parquet on S3
+
+Step ids are stable: they name state in the recovery store, so renaming one is a migration.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.connectors.kafka import KafkaSink
+from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from flows.settings import Settings
+from operators.aggregates import MinuteSeries, PipelineTotals, RedisKeys
+from operators.archive import ArchiveBuffer
+from operators.decode import BatchDecoder
+from operators.shard_state import (
+    EVENTS_PER_MINUTE,
+    PIPELINE,
+    MinuteCounts,
+    Shard,
+    ShardBatchResult,
+    ShardConfig,
+)
+from sinks.dead_letters import dead_letter_message
+from sinks.parquet_archive import ParquetArchiveSink
+from sinks.redis_projection import RedisProjectionSink
+from sources.kafka import to_raw
+from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
+
+Clock = Callable[[], float]
+
+
+class ShardLogic(StatefulBatchLogic[list[Arrival], ShardBatchResult, bytes]):
+    """Bytewax shim around :class:`~operators.shard_state.Shard`."""
+
+    def __init__(self, config: ShardConfig, resume: bytes | None) -> None:
+        """Build the shard, from its snapshot when resuming."""
+        self.shard = Shard(config, resume)
+
+    def on_batch(self, values: list[list[Arrival]]) -> tuple[Iterable[ShardBatchResult], bool]:
+        """Process every batch of this shard queued in this activation, as one."""
+        arrivals = values[0] if len(values) == 1 else [a for batch in values for a in batch]
+        return [self.shard.process(arrivals)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.shard.snapshot()
+
+
+class MinuteSeriesLogic(StatefulBatchLogic[MinuteCounts, list[RedisWrite], bytes]):
+    """Bytewax shim around :class:`~operators.aggregates.MinuteSeries`."""
+
+    def __init__(self, series: MinuteSeries) -> None:
+        """Wrap a series."""
+        self.series = series
+
+    def on_batch(self, values: list[MinuteCounts]) -> tuple[Iterable[list[RedisWrite]], bool]:
+        """Add the deltas and emit the writes."""
+        return [self.series.apply(values)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.series.snapshot()
+
+
+class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], bytes]):
+    """Bytewax shim around :class:`~operators.aggregates.PipelineTotals`."""
+
+    def __init__(self, totals: PipelineTotals) -> None:
+        """Wrap the counters."""
+        self.totals = totals
+
+    def on_batch(self, values: list[dict[str, int]]) -> tuple[Iterable[list[RedisWrite]], bool]:
+        """Add the deltas and emit the write."""
+        return [self.totals.apply(values)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.totals.snapshot()
+
+
+class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]):
+    """Bytewax shim around :class:`~operators.archive.ArchiveBuffer` (one per input partition)."""
+
+    def __init__(self, buffer: ArchiveBuffer, clock: Clock, resumed: bool) -> None:
+        """Wrap a buffer; after a resume every open chunk is rewritten."""
+        self.buffer = buffer
+        self._clock = clock
+        if resumed:
+            buffer.mark_all_dirty(clock())
+
+    def on_batch(self, values: list[list[Arrival]]) -> tuple[Iterable[list[ArchiveObject]], bool]:
+        """Buffer the rows; emit objects that are complete or due."""
+        now = self._clock()
+        objects = self.buffer.add((row for rows in values for row in rows), now)
+        objects.extend(self.buffer.due(now))
+        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
+        """Write open chunks whose rows reached the maximum age."""
+        objects = self.buffer.due(self._clock())
+        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
+        """The input ended (a back-fill or a bounded run): write everything open."""
+        objects = self.buffer.flush_all()
+        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """When the oldest unwritten rows become due."""
+        due = self.buffer.next_due()
+        return None if due is None else datetime.fromtimestamp(due, UTC)
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.buffer.snapshot()
+
+
+def _decode_step(settings: Settings) -> Callable[[list[Any]], Iterable[Any]]:
+    decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
+
+    def decode(items: list[Any]) -> Iterable[Any]:
+        messages = [item if isinstance(item, RawMessage) else to_raw(item) for item in items]
+        decoded = decoder.decode(messages)
+        out: list[Any] = list(decoded.by_shard.items())
+        out.extend(decoded.dead_letters)
+        return out
+
+    return decode
+
+
+def _route_aggregates(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
+    result = item[1]
+    if result.minute_counts:
+        yield EVENTS_PER_MINUTE, result.minute_counts
+    yield PIPELINE, result.pipeline
+
+
+def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, list[Arrival]]]:
+    return item[1].archive_rows.items()
+
+
+def _dead_letter_counts(dead: DeadLetter) -> tuple[str, dict[str, int]]:
+    return PIPELINE, {"dead_letters": 1, f"dead_letters.{dead.stage}": 1}
+
+
+def build_flow(
+    settings: Settings,
+    source: Source[Any],
+    *,
+    redis_sink: Sink[list[RedisWrite]] | None = None,
+    archive_sink: Sink[list[ArchiveObject]] | None = None,
+    dead_letter_sink: Sink[Any] | None = None,
+    clock: Clock = time.time,
+) -> Dataflow:
+    """Assemble the job's dataflow.
+
+    Args:
+        settings: the job's configuration.
+        source: Kafka, file replay, or a testing source of raw messages.
+        redis_sink: override for tests; defaults to the Redis at ``settings.redis_url``.
+        archive_sink: override for tests; defaults to the S3 archive.
+        dead_letter_sink: override for tests; defaults to ``<topic>.dlq`` on Kafka.
+        clock: wall clock for the archive's age-based writes.
+    """
+    flow = Dataflow("bank_clickstream")
+    raw = op.input("input", flow, source)
+    decoded = op.flat_map_batch("decode", raw, _decode_step(settings))
+    split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
+    dead: Stream[DeadLetter] = split.trues
+    by_shard: Stream[tuple[str, list[Arrival]]] = split.falses
+
+    shard_config = ShardConfig(
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        dedupe_window_ms=settings.dedupe_window_s * 1000,
+        dedupe_max_ids=settings.dedupe_max_ids_per_shard,
+    )
+    shard_out = op.stateful_batch(
+        "shard_state", by_shard, lambda resume: ShardLogic(shard_config, resume)
+    )
+
+    keys = RedisKeys(settings.redis_prefix)
+    deltas = op.flat_map("aggregate_deltas", shard_out, _route_aggregates)
+    dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
+    deltas = op.merge("all_deltas", deltas, dead_counts)
+    is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
+    minute_writes = op.stateful_batch(
+        "events_by_minute",
+        is_minutes.trues,
+        lambda resume: MinuteSeriesLogic(
+            MinuteSeries(
+                keys, settings.allowed_lateness_s * 1000, settings.minute_retention_s, resume
+            )
+        ),
+    )
+    pipeline_writes = op.stateful_batch(
+        "pipeline_totals",
+        is_minutes.falses,
+        lambda resume: PipelineTotalsLogic(PipelineTotals(keys, resume)),
+    )
+    redis_writes = op.map(
+        "redis_writes",
+        op.merge("all_redis_writes", minute_writes, pipeline_writes),
+        lambda kv: kv[1],
+    )
+    op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))
+
+    rows = op.flat_map("archive_rows", shard_out, _route_archive)
+    objects = op.stateful_batch(
+        "archive_buffer",
+        rows,
+        lambda resume: ArchiveLogic(
+            ArchiveBuffer(settings.archive_chunk_rows, settings.archive_max_age_s, resume),
+            clock,
+            resumed=resume is not None,
+        ),
+    )
+    op.output(
+        "archive",
+        op.map("archive_objects", objects, lambda kv: kv[1]),
+        archive_sink
+        or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
+    )
+
+    dlq_messages = op.map(
+        "dead_letter_messages", dead, lambda d: dead_letter_message(d, settings.dlq_topic_for)
+    )
+    op.output(
+        "dead_letters",
+        dlq_messages,
+        dead_letter_sink or KafkaSink(settings.kafka_brokers, topic=None),
+    )
+    return flow

@@ -1,0 +1,123 @@
+"""The job's configuration: one frozen object read once at start from ``CLICKSTREAM_*``.
+
+Every value is validated here, so a bad deployment fails at start with a message naming the
+setting instead of somewhere in the middle of the stream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as EnvParseError
+
+
+class Settings(BaseSettings):
+    """Configuration of the job and its tools. Environment variables use the prefix CLICKSTREAM_."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CLICKSTREAM_", frozen=True, extra="forbid", env_file=None
+    )
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+    )
+    events_topics: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("bank.events",), min_length=1, description="Topics the job reads events from."
+    )
+    dlq_suffix: str = Field(".dlq", min_length=1, description="Dead letters go to <topic><suffix>.")
+    file_dlq_topic: str = Field(
+        "bank.events.file-replay.dlq", min_length=1, description="Dead letters of a file replay."
+    )
+    consumer_group: str = Field(
+        "bank-clickstream", min_length=1, description="Kafka consumer group id (metrics only)."
+    )
+    kafka_batch_size: int = Field(5000, ge=1, le=1_000_000)
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
+    redis_prefix: str = Field("cs", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    s3_endpoint_url: str | None = Field("http://127.0.0.1:5000")
+    s3_bucket: str = Field("bank-clickstream", min_length=3)
+    s3_prefix: str = Field("archive", description="Key prefix of the archive inside the bucket.")
+    s3_access_key_id: SecretStr = SecretStr("testing")
+    s3_secret_access_key: SecretStr = SecretStr("testing")
+    s3_region: str | None = None
+
+    recovery_dir: Path | None = Field(None, description="Bytewax recovery store; off when unset.")
+    epoch_interval_s: float = Field(5.0, gt=0, le=600)
+    shard_count: int = Field(
+        128, ge=1, le=4096, description="Fixed for the life of a recovery store."
+    )
+    max_event_bytes: int = Field(16_384, ge=256, le=10_000_000)
+    allowed_lateness_s: int = Field(300, ge=0)
+    dedupe_window_s: int = Field(
+        3600, ge=1, description="Event-time span within which a repeated event_id is dropped."
+    )
+    dedupe_max_ids_per_shard: int = Field(200_000, ge=1000)
+    archive_chunk_rows: int = Field(50_000, ge=1, description="Rows per Parquet object.")
+    archive_max_age_s: float = Field(
+        30.0, gt=0, description="An open Parquet object is written at least this often."
+    )
+    minute_retention_s: int = Field(
+        2 * 24 * 3600, ge=60, description="How long per-minute Redis hashes live."
+    )
+
+    api_port: int = Field(3030, ge=1, le=65535, description="Bytewax API and metrics port.")
+
+    @field_validator("events_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(t.strip() for t in value.split(",") if t.strip())
+        return value
+
+    @property
+    def kafka_brokers(self) -> list[str]:
+        """The bootstrap servers as a list."""
+        return [b.strip() for b in self.kafka_bootstrap_servers.split(",") if b.strip()]
+
+    def dlq_topic_for(self, source: str) -> str:
+        """The dead-letter topic for a message read from ``source`` (a topic or ``file:PATH``)."""
+        if source.startswith("file:"):
+            return self.file_dlq_topic
+        return f"{source}{self.dlq_suffix}"
+
+    def storage_options(self) -> dict[str, object]:
+        """s3fs options for the archive bucket."""
+        client_kwargs: dict[str, object] = {}
+        if self.s3_endpoint_url:
+            client_kwargs["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_region:
+            client_kwargs["region_name"] = self.s3_region
+        return {
+            "key": self.s3_access_key_id.get_secret_value(),
+            "secret": self.s3_secret_access_key.get_secret_value(),
+            "client_kwargs": client_kwargs,
+            "config_kwargs": {"s3": {"addressing_style": "path"}},
+        }
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting and its environment variable."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, with explicit overrides taking precedence.
+
+    Raises:
+        SettingsError: naming each bad setting and what is wrong with it.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            env = f"CLICKSTREAM_{name.split('.')[0].upper()}"
+            problems.append(f"{name} ({env}): {error['msg']}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None
+    except EnvParseError as exc:
+        raise SettingsError(f"invalid configuration: {exc}") from None

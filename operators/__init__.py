@@ -1,0 +1,1 @@
+"""The job's logic as plain functions and state classes; thin Bytewax shims live beside them."""

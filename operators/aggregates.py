@@ -1,0 +1,162 @@
+"""Job-wide aggregates: the sum of every shard's deltas, projected to Redis as absolute values.
+
+Shards send deltas; these states hold the totals and turn every change into Redis writes of the
+full, current value. A replay after a crash restores the totals from the same snapshot as the
+shards, so it rewrites the same numbers instead of adding them twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import msgspec
+
+from operators.shard_state import MINUTE_MS, MinuteCounts
+from state.contract import EVENT_TYPES
+from state.records import HashWrite, RedisWrite, StreamEntry
+from state.snapshots import decode_snapshot, encode_snapshot
+
+SNAPSHOT_VERSION = 1
+
+
+def minute_label(minute_ms: int) -> str:
+    """The UTC minute as it appears in key names: ``2026-01-15T08:01``."""
+    return datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+class RedisKeys(msgspec.Struct, frozen=True):
+    """Names of the Redis keys, all under one configurable prefix (see docs/redis-keys.md)."""
+
+    prefix: str
+
+    def events_by_type_minute(self, minute_ms: int) -> str:
+        """Hash: event_type → events in that UTC minute."""
+        return f"{self.prefix}:minute:events_by_type:{minute_label(minute_ms)}"
+
+    @property
+    def events_by_type_series(self) -> str:
+        """Stream: one entry per closed minute, a field per event_type plus ``total``."""
+        return f"{self.prefix}:series:events_by_type"
+
+    @property
+    def pipeline(self) -> str:
+        """Hash: the job's own health counters."""
+        return f"{self.prefix}:pipeline"
+
+
+class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
+    """Recoverable state of the per-minute series."""
+
+    version: int
+    counts: dict[int, dict[str, int]]
+    max_minute_ms: int
+    closed_through_ms: int
+
+
+class MinuteSeries:
+    """Events per minute by event_type, for every shard together."""
+
+    def __init__(
+        self,
+        keys: RedisKeys,
+        allowed_lateness_ms: int,
+        retention_s: int,
+        snapshot: bytes | None = None,
+    ) -> None:
+        """Create the series, empty or from a snapshot."""
+        self._keys = keys
+        self._lateness_ms = allowed_lateness_ms
+        self._retention_s = retention_s
+        self.counts: dict[int, dict[str, int]] = {}
+        self._max_minute_ms = -(2**62)
+        self._closed_through_ms = -(2**62)
+        if snapshot is not None:
+            state = decode_snapshot(snapshot, MinuteSeriesSnapshot, SNAPSHOT_VERSION)
+            self.counts = {m: dict(c) for m, c in state.counts.items()}
+            self._max_minute_ms = state.max_minute_ms
+            self._closed_through_ms = state.closed_through_ms
+
+    def apply(self, deltas: Iterable[MinuteCounts]) -> list[RedisWrite]:
+        """Add shard deltas; return the writes that make Redis show the new totals."""
+        changed: set[int] = set()
+        counts = self.counts
+        for delta in deltas:
+            for minute_ms, per_type in delta.items():
+                total = counts.get(minute_ms)
+                if total is None:
+                    counts[minute_ms] = dict(per_type)
+                else:
+                    for event_type, n in per_type.items():
+                        total[event_type] = total.get(event_type, 0) + n
+                changed.add(minute_ms)
+                self._max_minute_ms = max(self._max_minute_ms, minute_ms)
+        writes: list[RedisWrite] = [
+            HashWrite(
+                self._keys.events_by_type_minute(minute_ms),
+                dict(counts[minute_ms]),
+                self._retention_s,
+            )
+            for minute_ms in sorted(changed)
+        ]
+        writes.extend(self._close_minutes())
+        return writes
+
+    def _close_minutes(self) -> list[RedisWrite]:
+        """Minutes that ended before the watermark get their one entry in the stream."""
+        # Conservative: the newest minute's start stands in for the newest event time.
+        watermark_ms = self._max_minute_ms - self._lateness_ms
+        closing = sorted(
+            m for m in self.counts if self._closed_through_ms < m and m + MINUTE_MS <= watermark_ms
+        )
+        writes: list[RedisWrite] = []
+        for minute_ms in closing:
+            per_type = self.counts[minute_ms]
+            fields: dict[str, int | float | str] = {t: per_type.get(t, 0) for t in EVENT_TYPES}
+            fields["total"] = sum(per_type.values())
+            max_len = self._retention_s // 60
+            writes.append(StreamEntry(self._keys.events_by_type_series, minute_ms, fields, max_len))
+            self._closed_through_ms = minute_ms
+        # Closed minutes older than the retention are no longer needed in state.
+        horizon = self._max_minute_ms - self._retention_s * 1000
+        for minute_ms in [m for m in self.counts if m < horizon and m <= self._closed_through_ms]:
+            del self.counts[minute_ms]
+        return writes
+
+    def snapshot(self) -> bytes:
+        """An immutable copy of the state."""
+        return encode_snapshot(
+            MinuteSeriesSnapshot(
+                SNAPSHOT_VERSION, self.counts, self._max_minute_ms, self._closed_through_ms
+            )
+        )
+
+
+class PipelineSnapshot(msgspec.Struct, frozen=True):
+    """Recoverable state of the pipeline counters."""
+
+    version: int
+    totals: dict[str, int]
+
+
+class PipelineTotals:
+    """The job's health counters: valid, duplicates, late and dead letters by stage."""
+
+    def __init__(self, keys: RedisKeys, snapshot: bytes | None = None) -> None:
+        """Create the counters, empty or from a snapshot."""
+        self._keys = keys
+        self.totals: dict[str, int] = {}
+        if snapshot is not None:
+            self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
+
+    def apply(self, deltas: Iterable[dict[str, int]]) -> list[RedisWrite]:
+        """Add deltas; return one write of the whole hash."""
+        totals = self.totals
+        for delta in deltas:
+            for name, n in delta.items():
+                totals[name] = totals.get(name, 0) + n
+        return [HashWrite(self._keys.pipeline, dict(totals))]
+
+    def snapshot(self) -> bytes:
+        """An immutable copy of the state."""
+        return encode_snapshot(PipelineSnapshot(SNAPSHOT_VERSION, self.totals))

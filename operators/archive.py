@@ -1,0 +1,159 @@
+"""Archive buffering: accepted events held in recoverable state until written as Parquet.
+
+Rows are buffered per input partition and cut into chunks by offset range ([k·N, (k+1)·N)), so a
+chunk's object name comes from the input position and a replay after a crash rewrites the same
+objects with the same rows. An open chunk is rewritten whole when it gets old, so data reaches S3
+within the configured age even when traffic is slow; it leaves the state once the input has moved
+well past its range.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import msgspec
+
+from state.records import ArchiveObject, Arrival
+from state.snapshots import decode_snapshot, encode_snapshot
+
+SNAPSHOT_VERSION = 1
+EVENTS_TABLE = "events"
+
+
+def object_stem(source: str, partition: int, first_offset: int) -> str:
+    """Deterministic object name for the rows of one input partition from ``first_offset`` on."""
+    if source.startswith("file:"):
+        path = source.removeprefix("file:")
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", path.rsplit("/", 1)[-1])
+        source = f"file-{base}-{zlib.crc32(path.encode()):08x}"
+    return f"{source}-p{partition:04d}-o{first_offset:015d}"
+
+
+def hive_partition(event_ms: int) -> tuple[str, str]:
+    """The ``dt`` and ``hour`` partition values of an event time (UTC)."""
+    moment = datetime.fromtimestamp(event_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
+
+
+class ArchiveSnapshot(msgspec.Struct, frozen=True):
+    """Recoverable state of one input partition's archive buffer."""
+
+    version: int
+    chunks: dict[int, list[Arrival]]
+    retired_below: int
+    max_offset: int
+
+
+class ArchiveBuffer:
+    """Buffers one input partition's accepted events and decides when to write which object."""
+
+    def __init__(self, chunk_rows: int, max_age_s: float, snapshot: bytes | None = None) -> None:
+        """Create a buffer, empty or from a snapshot.
+
+        Args:
+            chunk_rows: offsets per object (and so at most this many rows per object).
+            max_age_s: an open chunk with new rows is written at least this often.
+            snapshot: bytes from :meth:`snapshot`.
+        """
+        self._chunk_rows = chunk_rows
+        self._max_age_s = max_age_s
+        self._chunks: dict[int, list[Arrival]] = {}
+        self._retired_below = 0
+        self._max_offset = -1
+        self._dirty_since: dict[int, float] = {}
+        if snapshot is not None:
+            state = decode_snapshot(snapshot, ArchiveSnapshot, SNAPSHOT_VERSION)
+            self._chunks = {k: list(rows) for k, rows in state.chunks.items()}
+            self._retired_below = state.retired_below
+            self._max_offset = state.max_offset
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows held in state."""
+        return sum(len(rows) for rows in self._chunks.values())
+
+    def add(self, rows: Iterable[Arrival], now: float) -> list[ArchiveObject]:
+        """Buffer rows; return the objects to write now (chunks the input has moved past)."""
+        size = self._chunk_rows
+        stragglers: list[Arrival] = []
+        for row in rows:
+            index = row.offset // size
+            if index < self._retired_below:
+                stragglers.append(row)
+                continue
+            chunk = self._chunks.get(index)
+            if chunk is None:
+                self._chunks[index] = [row]
+            else:
+                chunk.append(row)
+            self._dirty_since.setdefault(index, now)
+            self._max_offset = max(self._max_offset, row.offset)
+        objects = self._objects_of_rows(stragglers, straggler=True) if stragglers else []
+        # A chunk is complete once the input is half a chunk past its end: rows reach this
+        # step through the shards, so a little slack lets the slowest shard catch up.
+        slack = max(size // 2, 1)
+        for index in sorted(self._chunks):
+            if self._max_offset < (index + 1) * size + slack:
+                break
+            objects.extend(self._write(index))
+            del self._chunks[index]
+            self._retired_below = index + 1
+        return objects
+
+    def due(self, now: float) -> list[ArchiveObject]:
+        """Objects of open chunks whose unwritten rows are older than the maximum age."""
+        objects: list[ArchiveObject] = []
+        for index, since in sorted(self._dirty_since.items()):
+            if now - since >= self._max_age_s:
+                objects.extend(self._write(index))
+        return objects
+
+    def flush_all(self) -> list[ArchiveObject]:
+        """Objects of every chunk with unwritten rows (at the end of the input)."""
+        objects: list[ArchiveObject] = []
+        for index in sorted(self._dirty_since):
+            objects.extend(self._write(index))
+        return objects
+
+    def next_due(self) -> float | None:
+        """When the oldest unwritten rows reach the maximum age (wall-clock seconds)."""
+        if not self._dirty_since:
+            return None
+        return min(self._dirty_since.values()) + self._max_age_s
+
+    def mark_all_dirty(self, now: float) -> None:
+        """After a restore, rewrite every open chunk: its object may predate the crash."""
+        for index in self._chunks:
+            self._dirty_since.setdefault(index, now)
+
+    def _write(self, index: int) -> list[ArchiveObject]:
+        self._dirty_since.pop(index, None)
+        rows = self._chunks.get(index)
+        if not rows:
+            return []
+        return self._objects_of_rows(rows, straggler=False, first_offset=index * self._chunk_rows)
+
+    def _objects_of_rows(
+        self, rows: list[Arrival], *, straggler: bool, first_offset: int = 0
+    ) -> list[ArchiveObject]:
+        by_partition: dict[tuple[str, str], list[Arrival]] = {}
+        for row in sorted(rows, key=lambda r: r.offset):
+            by_partition.setdefault(hive_partition(row.event_ms), []).append(row)
+        objects = []
+        for (dt, hour), part_rows in sorted(by_partition.items()):
+            first = part_rows[0]
+            start = first.offset if straggler else first_offset
+            stem = object_stem(first.source, first.partition, start)
+            if straggler:
+                stem += "-straggler"
+            objects.append(ArchiveObject(EVENTS_TABLE, dt, hour, stem, part_rows))
+        return objects
+
+    def snapshot(self) -> bytes:
+        """An immutable copy of the state."""
+        return encode_snapshot(
+            ArchiveSnapshot(SNAPSHOT_VERSION, self._chunks, self._retired_below, self._max_offset)
+        )

@@ -1,0 +1,1 @@
+"""Outputs: Redis projections, the Parquet archive on S3, and Kafka topics (dead letters)."""

@@ -1,0 +1,1 @@
+"""Inputs: Kafka, JSON-lines file replay and the traffic simulator."""

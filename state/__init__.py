@@ -1,0 +1,1 @@
+"""State types shared by every layer: the event contract, dead letters and their snapshots."""

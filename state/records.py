@@ -1,0 +1,95 @@
+"""Records that flow between the steps: raw input messages, accepted events and dead letters."""
+
+from __future__ import annotations
+
+import msgspec
+
+from state.contract import Event
+
+
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
+    """One input message before decoding, with its position in the input.
+
+    ``source`` is the Kafka topic, or ``file:<path>`` for a JSON-lines replay; ``offset`` is the
+    Kafka offset or the line number (from 0). ``error`` carries a consumer error, if any.
+    """
+
+    source: str
+    partition: int
+    offset: int
+    value: bytes | None
+    key: bytes | None = None
+    error: str | None = None
+
+    @property
+    def position(self) -> str:
+        """The input partition this message came from, as ``<source>#<partition>``."""
+        return f"{self.source}#{self.partition}"
+
+
+class Arrival(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A valid event together with where and when it entered the job."""
+
+    event: Event
+    event_ms: int
+    source: str
+    partition: int
+    offset: int
+    ingest_ms: int
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """A message the job could not accept, kept as data so that a person can inspect and replay it.
+
+    Published as JSON on ``<topic>.dlq``; ``original`` is the message's bytes exactly as received
+    (msgspec encodes bytes as base64 in JSON).
+    """
+
+    stage: str
+    step_id: str
+    error_type: str
+    reason: str
+    source: str
+    partition: int
+    offset: int
+    original: bytes
+    original_text: str | None = None
+    """The original bytes as text, when they are UTF-8 (for people reading the topic)."""
+    key: bytes | None = None
+    failed_at: str
+    schema: str = "bank-clickstream/dead-letter/v1"
+
+
+class HashWrite(msgspec.Struct, frozen=True, gc=False):
+    """Set fields of a Redis hash to absolute values (never an increment)."""
+
+    key: str
+    fields: dict[str, int | float | str]
+    expire_s: int | None = None
+
+
+class StreamEntry(msgspec.Struct, frozen=True, gc=False):
+    """Append one entry with a fixed id to a Redis stream; a repeat of the same id is a no-op."""
+
+    key: str
+    id_ms: int
+    fields: dict[str, int | float | str]
+    max_len: int | None = None
+
+
+RedisWrite = HashWrite | StreamEntry
+
+
+class ArchiveObject(msgspec.Struct, frozen=True, gc=False):
+    """One Parquet object of the archive: its table, Hive partition, deterministic name and rows."""
+
+    table: str
+    dt: str
+    hour: str
+    name: str
+    rows: list[Arrival]
+
+    @property
+    def relative_path(self) -> str:
+        """Path under the archive prefix: ``<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet``."""
+        return f"{self.table}/dt={self.dt}/hour={self.hour}/{self.name}.parquet"
