@@ -35,6 +35,10 @@ class Settings(BaseSettings):
         "bank-clickstream", min_length=1, description="Kafka consumer group id (metrics only)."
     )
     kafka_batch_size: int = Field(5000, ge=1, le=1_000_000)
+    kafka_create_topics: bool = Field(
+        True, description="Create missing event and dead-letter topics at start."
+    )
+    kafka_topic_partitions: int = Field(4, ge=1, le=10_000)
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
     redis_prefix: str = Field("cs", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")

@@ -51,3 +51,34 @@ def to_raw(item: Any) -> RawMessage:
             error=str(item.err),
         )
     return RawMessage(item.topic, item.partition, item.offset, item.value, item.key)
+
+
+def ensure_topics(brokers: list[str], topics: Iterable[str], partitions: int) -> list[str]:
+    """Create the topics that do not exist yet; return the ones created.
+
+    Raises:
+        RuntimeError: when the brokers cannot be reached or a topic cannot be created.
+    """
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": ",".join(brokers)})
+    try:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as exc:
+        msg = f"cannot reach Kafka at {','.join(brokers)}: {exc}"
+        raise RuntimeError(msg) from None
+    wanted = [t for t in dict.fromkeys(topics) if t not in existing]
+    if not wanted:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(t, num_partitions=partitions, replication_factor=-1) for t in wanted]
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=30)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                msg = f"cannot create Kafka topic {topic!r}: {exc}"
+                raise RuntimeError(msg) from None
+    return wanted

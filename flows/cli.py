@@ -1,0 +1,102 @@
+"""The ``clickstream`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from flows.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    name="clickstream",
+    help=(
+        "bank-clickstream: a retail bank's customer events into live Redis analytics, "
+        "real-time offers and a Parquet archive on S3.\n\n"
+        "Configuration comes from CLICKSTREAM_* environment variables "
+        "(see `clickstream settings`)."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    source: Annotated[
+        str,
+        typer.Option(help="Where events come from: 'kafka' (the events topics) or 'file:PATH'."),
+    ] = "kafka",
+    recovery_dir: Annotated[
+        Path | None,
+        typer.Option(help="Recovery store: resume from it after a crash (created if missing)."),
+    ] = None,
+    tail: Annotated[
+        bool,
+        typer.Option(help="Keep waiting for new Kafka messages; --no-tail stops at the end."),
+    ] = True,
+    workers: Annotated[int, typer.Option(min=1, help="Bytewax worker threads.")] = 1,
+    api: Annotated[bool, typer.Option(help="Serve Bytewax's API and /metrics.")] = True,
+) -> None:
+    """Run the stream job: decode, dedupe, aggregate to Redis, archive to S3, dead letters."""
+    from flows.runner import run_job
+
+    settings = _settings(recovery_dir=recovery_dir)
+    console.print(
+        f"[bold]bank-clickstream[/bold] reading {source}"
+        + (f", recovery store {settings.recovery_dir}" if settings.recovery_dir else "")
+    )
+    try:
+        run_job(settings, source, tail=tail, workers=workers, api=api)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective configuration (secrets masked)."""
+    settings = _settings()
+    for name, value in settings.model_dump().items():
+        typer.echo(f"CLICKSTREAM_{name.upper()}={value}")
+
+
+@app.command()
+def demo(
+    customers: Annotated[int, typer.Option(min=1, help="Simulated customers.")] = 2000,
+    rate: Annotated[float, typer.Option(min=1, help="Simulated events per second.")] = 500,
+) -> None:
+    """Start the local stack, the simulator and the job; show a live summary until Ctrl-C."""
+    from flows.demo import run_demo
+
+    run_demo(_settings(), customers=customers, rate=rate)
+
+
+def _mount_optional() -> None:
+    from devstack.cli import app as stack_app
+    from sources.simulator_cli import simulate
+
+    app.add_typer(
+        stack_app, name="stack", help="Start, stop and check the local Kafka, Redis and S3."
+    )
+    app.command("simulate")(simulate)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Entry point of the ``clickstream`` console script."""
+    app()

@@ -1,0 +1,78 @@
+"""Run the job: pick the source, prepare Kafka topics and the recovery store, start Bytewax."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.inputs import Source
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+
+from flows.dataflow import build_flow
+from flows.settings import Settings
+from sources.files import JsonLinesSource
+from sources.kafka import ensure_topics, kafka_source
+
+
+def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
+    """Build the input from ``kafka`` or ``file:PATH[,PATH...]``.
+
+    Raises:
+        ValueError: for an unknown spec.
+    """
+    if spec == "kafka":
+        return kafka_source(
+            settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=tail
+        )
+    if spec.startswith("file:"):
+        paths = [Path(p) for p in spec.removeprefix("file:").split(",") if p]
+        return JsonLinesSource(paths, batch_size=settings.kafka_batch_size)
+    msg = f"unknown source {spec!r}: use 'kafka' or 'file:PATH'"
+    raise ValueError(msg)
+
+
+def prepare_recovery(recovery_dir: Path) -> RecoveryConfig:
+    """Open the recovery store, creating it on first use."""
+    recovery_dir.mkdir(parents=True, exist_ok=True)
+    if not any(recovery_dir.glob("part-*.sqlite3")):
+        init_db_dir(recovery_dir, 1)
+    return RecoveryConfig(recovery_dir)
+
+
+def prepare_topics(settings: Settings, source_spec: str) -> list[str]:
+    """Create the event and dead-letter topics the job needs, when configured to."""
+    if not settings.kafka_create_topics:
+        return []
+    topics: list[str] = [settings.file_dlq_topic] if source_spec.startswith("file:") else []
+    if source_spec == "kafka":
+        topics += list(settings.events_topics)
+        topics += [settings.dlq_topic_for(t) for t in settings.events_topics]
+    return ensure_topics(settings.kafka_brokers, topics, settings.kafka_topic_partitions)
+
+
+def run_job(
+    settings: Settings,
+    source_spec: str,
+    *,
+    tail: bool = True,
+    workers: int = 1,
+    api: bool = True,
+) -> None:
+    """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
+    prepare_topics(settings, source_spec)
+    source = parse_source(source_spec, settings, tail=tail)
+    flow = build_flow(settings, source)
+    recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
+    if api:
+        # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
+        os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
+        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port)
+    cli_main(
+        flow,
+        workers_per_process=workers,
+        epoch_interval=timedelta(seconds=settings.epoch_interval_s),
+        recovery_config=recovery,
+    )

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole check: lint, types, then the tests against a freshly started local stack.
+# The stack is stopped at the end, whatever happened (unless it was already running before).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+
+echo "== ruff"
+$BIN/ruff check .
+$BIN/ruff format --check .
+echo "== mypy --strict"
+$BIN/mypy .
+
+echo "== local stack"
+started_here=0
+if ! $BIN/clickstream stack status >/dev/null 2>&1; then
+  started_here=1
+fi
+cleanup() {
+  if [ "$started_here" = 1 ]; then $BIN/clickstream stack down || true; fi
+}
+trap cleanup EXIT
+$BIN/clickstream stack up
+
+echo "== pytest"
+$BIN/pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,48 @@
+"""Job-wide totals projected as absolute Redis values."""
+
+from __future__ import annotations
+
+from operators.aggregates import MinuteSeries, PipelineTotals, RedisKeys
+from operators.shard_state import MINUTE_MS
+from state.records import HashWrite, StreamEntry
+
+KEYS = RedisKeys("cs")
+T0 = 1_768_464_000_000  # 2026-01-15T08:00Z
+
+
+def test_deltas_from_several_shards_become_absolute_totals() -> None:
+    series = MinuteSeries(KEYS, allowed_lateness_ms=300_000, retention_s=3600)
+    series.apply([{T0: {"click": 2}}, {T0: {"click": 1, "login": 1}}])
+    writes = series.apply([{T0: {"click": 4}}])
+    assert writes == [
+        HashWrite("cs:minute:events_by_type:2026-01-15T08:00", {"click": 7, "login": 1}, 3600)
+    ]
+
+
+def test_a_minute_gets_one_stream_entry_once_the_watermark_passes_it() -> None:
+    series = MinuteSeries(KEYS, allowed_lateness_ms=120_000, retention_s=3600)
+    series.apply([{T0: {"click": 1}}])
+    writes = series.apply([{T0 + 3 * MINUTE_MS: {"error": 2}}])
+    entries = [w for w in writes if isinstance(w, StreamEntry)]
+    assert [e.id_ms for e in entries] == [T0]
+    assert entries[0].fields["click"] == 1 and entries[0].fields["total"] == 1
+    assert entries[0].fields["transaction"] == 0  # every type has a column from the first entry
+    again = series.apply([{T0 + 3 * MINUTE_MS: {"error": 1}}])
+    assert not [w for w in again if isinstance(w, StreamEntry)]
+
+
+def test_a_restored_series_continues_from_the_same_totals() -> None:
+    series = MinuteSeries(KEYS, allowed_lateness_ms=0, retention_s=3600)
+    series.apply([{T0: {"click": 5}}])
+    restored = MinuteSeries(KEYS, 0, 3600, series.snapshot())
+    writes = restored.apply([{T0: {"click": 1}}])
+    assert writes[0] == HashWrite("cs:minute:events_by_type:2026-01-15T08:00", {"click": 6}, 3600)
+
+
+def test_pipeline_totals_sum_every_delta() -> None:
+    totals = PipelineTotals(KEYS)
+    totals.apply([{"valid": 3, "late": 1}, {"valid": 2, "dead_letters": 1}])
+    restored = PipelineTotals(KEYS, totals.snapshot())
+    assert restored.apply([{"valid": 1}]) == [
+        HashWrite("cs:pipeline", {"valid": 6, "late": 1, "dead_letters": 1})
+    ]

@@ -1,0 +1,46 @@
+"""Configuration: defaults, environment, and bad values that name the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.settings import SettingsError, load_settings
+
+
+def test_topics_and_numbers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLICKSTREAM_EVENTS_TOPICS", "app.events, core.events")
+    monkeypatch.setenv("CLICKSTREAM_SHARD_COUNT", "64")
+    settings = load_settings()
+    assert settings.events_topics == ("app.events", "core.events")
+    assert settings.shard_count == 64
+    assert settings.dlq_topic_for("core.events") == "core.events.dlq"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("CLICKSTREAM_SHARD_COUNT", "zero", "shard_count (CLICKSTREAM_SHARD_COUNT)"),
+        ("CLICKSTREAM_SHARD_COUNT", "0", "shard_count (CLICKSTREAM_SHARD_COUNT)"),
+        ("CLICKSTREAM_REDIS_URL", "localhost:6379", "redis_url (CLICKSTREAM_REDIS_URL)"),
+        ("CLICKSTREAM_KAFKA_BATCH_SIZE", "-5", "kafka_batch_size"),
+        ("CLICKSTREAM_ARCHIVE_MAX_AGE_S", "0", "archive_max_age_s"),
+    ],
+)
+def test_a_bad_value_fails_at_start_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        load_settings()
+
+
+def test_secrets_are_not_printed() -> None:
+    settings = load_settings(s3_secret_access_key="hunter2")
+    assert "hunter2" not in repr(settings)
+    assert settings.storage_options()["secret"] == "hunter2"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.shard_count = 3  # type: ignore[misc]
