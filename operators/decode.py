@@ -106,7 +106,7 @@ class BatchDecoder:
                 message.source,
                 message.partition,
                 message.offset,
-                ingest_ms,
+                message.timestamp_ms if message.timestamp_ms is not None else ingest_ms,
             )
             bucket = by_shard.get(shard)
             if bucket is None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaError, KafkaSource, KafkaSourceMessage
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 
 from state.records import RawMessage
 
@@ -50,7 +51,15 @@ def to_raw(item: Any) -> RawMessage:
             msg.key,
             error=str(item.err),
         )
-    return RawMessage(item.topic, item.partition, item.offset, item.value, item.key)
+    kind, stamp = item.timestamp
+    return RawMessage(
+        item.topic,
+        item.partition,
+        item.offset,
+        item.value,
+        item.key,
+        timestamp_ms=stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+    )
 
 
 def ensure_topics(brokers: list[str], topics: Iterable[str], partitions: int) -> list[str]:

@@ -20,6 +20,8 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     value: bytes | None
     key: bytes | None = None
     error: str | None = None
+    timestamp_ms: int | None = None
+    """When the message entered Kafka (its record timestamp); None for file replays."""
 
     @property
     def position(self) -> str:

@@ -1,0 +1,236 @@
+"""Processes and ports: detached start, pid files, liveness, stop, log tails."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from datetime import UTC, datetime
+from pathlib import Path
+
+from devstack.errors import StackError
+
+# A pid file is written right after its process starts; a process with that pid that started
+# later than this (plus a margin) is a different process that reused the pid.
+_PID_REUSE_MARGIN_S = 5.0
+# Logs above this size are moved aside to ``<name>.log.1`` when their service starts again.
+_LOG_ROTATE_BYTES = 20 * 1024 * 1024
+
+
+def is_local_host(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface (where the stack may bind).
+
+    Args:
+        host: A host name or IP address.
+
+    Returns:
+        True for ``localhost`` and loopback addresses such as ``127.0.0.1`` or ``::1``.
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on ``host:port``.
+
+    Args:
+        host: The host to connect to.
+        port: The TCP port.
+        timeout: Seconds to wait for the connection.
+
+    Returns:
+        True when a connection could be opened.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name, or None without procfs."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> float | None:
+    """When process ``pid`` started, as a Unix time, or None where procfs cannot tell."""
+    fields = _proc_stat(pid)
+    if fields is None:
+        return None
+    try:
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (reaping it if it is our child).
+
+    Args:
+        pid: The process id.
+
+    Returns:
+        True while the process runs.
+    """
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    fields = _proc_stat(pid)
+    return fields is None or fields[0] != "Z"
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process still runs; stale files are removed.
+
+    Args:
+        pid_file: A pid file written by :func:`write_pid`.
+
+    Returns:
+        The pid of the running process, or None when there is none.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+        written = pid_file.stat().st_mtime
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return None
+    started = _start_time(pid)
+    if not pid_alive(pid) or (started is not None and started > written + _PID_REUSE_MARGIN_S):
+        pid_file.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def write_pid(pid_file: Path, pid: int) -> None:
+    """Record ``pid`` in ``pid_file``.
+
+    Args:
+        pid_file: Where to write.
+        pid: The process id.
+    """
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{pid}\n")
+
+
+def spawn(
+    command: list[str], log_path: Path, cwd: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``command`` detached from this process, its output appended to ``log_path``.
+
+    The process gets its own session, so it outlives the command line that started it and
+    ignores that terminal's Ctrl+C.
+
+    Args:
+        command: The program and its arguments.
+        log_path: The log file (created, or rotated when large).
+        cwd: The working directory.
+        env: The environment, or None to inherit this process's.
+
+    Returns:
+        The process and the offset in the log where its output starts.
+
+    Raises:
+        StackError: When the program cannot be executed.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    cwd.mkdir(parents=True, exist_ok=True)
+    if log_path.exists() and log_path.stat().st_size > _LOG_ROTATE_BYTES:
+        log_path.replace(log_path.with_name(log_path.name + ".1"))
+    with log_path.open("ab") as log:
+        offset = log.tell()
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        log.write(f"==== devstack {stamp}: {' '.join(command)}\n".encode())
+        log.flush()
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise StackError(f"cannot run {command[0]}: {exc}") from exc
+    return process, offset
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """Stop process ``pid`` (and its process group when it leads one): SIGTERM, then SIGKILL.
+
+    Args:
+        pid: The process id.
+        timeout: Seconds to wait after SIGTERM before sending SIGKILL.
+    """
+    try:
+        group = os.getpgid(pid)
+    except ProcessLookupError:
+        return
+
+    def send(sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            if group == pid:
+                os.killpg(group, sig)
+            else:
+                os.kill(pid, sig)
+
+    send(signal.SIGTERM)
+    if _wait_gone(pid, timeout):
+        return
+    send(signal.SIGKILL)
+    _wait_gone(pid, 10.0)
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for process ``pid`` to end; True if it did."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def tail(path: Path, lines: int = 30, offset: int = 0) -> str:
+    """The last ``lines`` lines of ``path`` from byte ``offset`` on ("" if there is no file).
+
+    Args:
+        path: A text file, typically a service's log.
+        lines: How many lines to keep.
+        offset: Ignore everything before this byte offset.
+
+    Returns:
+        The lines, joined by newlines.
+    """
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            kept = deque(handle, maxlen=lines)
+    except OSError:
+        return ""
+    return b"".join(kept).decode(errors="replace").rstrip("\n")

@@ -1,0 +1,88 @@
+"""Read what the job left in Redis, S3 and Kafka, for comparison with the reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow.parquet as pq
+import redis
+import s3fs
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from flows.settings import Settings
+
+
+def redis_dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
+    """Every key under ``prefix``: hashes as dicts, streams as lists of (id, fields)."""
+    dump: dict[str, Any] = {}
+    for raw_key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        key = raw_key.decode()
+        kind = client.type(raw_key).decode()  # type: ignore[union-attr]
+        if kind == "hash":
+            dump[key] = {k.decode(): v.decode() for k, v in client.hgetall(raw_key).items()}  # type: ignore[union-attr]
+        elif kind == "stream":
+            dump[key] = [
+                (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
+                for entry_id, fields in client.xrange(raw_key)  # type: ignore[union-attr]
+            ]
+        else:
+            dump[key] = kind
+    return dump
+
+
+def archive_rows(fs: s3fs.S3FileSystem, settings: Settings, table: str = "events") -> list[dict[str, Any]]:
+    """Every row of an archive table, with the object it came from and its Hive partition."""
+    fs.invalidate_cache()
+    root = f"{settings.s3_bucket}/{settings.s3_prefix}/{table}"
+    rows: list[dict[str, Any]] = []
+    try:
+        paths = sorted(p for p in fs.find(root) if p.endswith(".parquet"))
+    except FileNotFoundError:
+        return rows
+    for path in paths:
+        with fs.open(path, "rb") as handle:
+            data = pq.read_table(handle).to_pylist()
+        dt = path.split("/dt=")[1].split("/")[0]
+        hour = path.split("/hour=")[1].split("/")[0]
+        for row in data:
+            row["_object"] = path
+            row["_dt"], row["_hour"] = dt, hour
+        rows.extend(data)
+    return rows
+
+
+def topic_values(settings: Settings, topic: str, timeout_s: float = 20) -> list[bytes]:
+    """Every message value on ``topic`` (all partitions, from the beginning to the end)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": "readback",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    if metadata.error is not None:
+        consumer.close()
+        return []
+    partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+    consumer.assign([TopicPartition(topic, p, -2) for p in metadata.partitions])
+    values: list[bytes] = []
+    done: set[int] = set()
+    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
+    done = {p for p, end in ends.items() if end == 0}
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while len(done) < len(partitions) and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                done.add(message.partition())
+            continue
+        values.append(message.value())
+    consumer.close()
+    return values
