@@ -190,6 +190,11 @@ class Service(ABC):
         """The service's data folder."""
         return self.paths.data(self.name)
 
+    @property
+    def workdir(self) -> Path:
+        """The working directory of the service's process (its data folder by default)."""
+        return self.data_dir
+
     def pid(self) -> int | None:
         """The pid of the process the stack started, if it still runs."""
         return procs.read_pid(self.pid_file)
@@ -268,7 +273,7 @@ class Service(ABC):
             StackError: When the program cannot be executed.
         """
         process, offset = procs.spawn(
-            self.command(), self.log_file, self.data_dir, self.environment()
+            self.command(), self.log_file, self.workdir, self.environment()
         )
         procs.write_pid(self.pid_file, process.pid)
         return process, offset

@@ -68,8 +68,9 @@ def _say(line: str) -> None:
 def _table(statuses: list[ServiceStatus]) -> Table:
     """The statuses as a small table."""
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for column in ("service", "state", "endpoint", "pid", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("service", "state", "endpoint", "pid"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold")
     for found in statuses:
         style = _STYLE[found.state]
         table.add_row(

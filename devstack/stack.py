@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from devstack.base import Reporter, Service, ServiceStatus, State
@@ -74,6 +76,23 @@ def status(
     return [service.status() for service in select(names, settings, paths)]
 
 
+@contextlib.contextmanager
+def _exclusive(paths: StackPaths, say: Reporter) -> Iterator[None]:
+    """Hold the stack's lock, so that two ``up``/``down`` never start or stop at once."""
+    lock_path = paths.stack / "run" / "stack.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another devstack command to finish ...")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @dataclass
 class _Pending:
     """A service that ``up`` waits for."""
@@ -109,6 +128,12 @@ def up(
     """
     say = report or (lambda _line: None)
     services = select(names, settings, paths, say)
+    with _exclusive(services[0].paths, say):
+        return _up(services, say)
+
+
+def _up(services: list[Service], say: Reporter) -> list[ServiceStatus]:
+    """:func:`up` while holding the lock."""
     to_start: list[Service] = []
     pending: list[_Pending] = []
     problems: list[str] = []
@@ -185,6 +210,13 @@ def down(
     say = report or (lambda _line: None)
     chosen = list(names or ())
     services = select(chosen, settings, paths, say)
+    with _exclusive(services[0].paths, say):
+        _down(services, wipe_all=not chosen, wipe=wipe, say=say)
+    return [service.status() for service in services]
+
+
+def _down(services: list[Service], wipe_all: bool, wipe: bool, say: Reporter) -> None:
+    """:func:`down` while holding the lock."""
     for service in reversed(services):
         pid = service.pid()
         if service.stop():
@@ -192,12 +224,8 @@ def down(
         else:
             say(f"{service.name}: not running under the stack, nothing to stop")
     if wipe:
-        stack_paths = services[0].paths if services else (paths or StackPaths.default())
-        folders = (
-            [stack_paths.data_root] if not chosen else [service.data_dir for service in services]
-        )
+        folders = [services[0].paths.data_root] if wipe_all else [s.data_dir for s in services]
         for folder in folders:
             if folder.exists():
                 shutil.rmtree(folder)
                 say(f"deleted {folder}")
-    return [service.status() for service in services]

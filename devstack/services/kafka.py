@@ -107,6 +107,11 @@ class Kafka(Service):
         return self.paths.home(self.name) / "libs"
 
     @property
+    def workdir(self) -> Path:
+        """``.stack/kafka``: the data folder is a log dir, where only Kafka writes."""
+        return self.paths.home(self.name)
+
+    @property
     def server_properties(self) -> Path:
         """The generated broker configuration."""
         return self.paths.home(self.name) / "config" / "server.properties"
@@ -138,7 +143,8 @@ class Kafka(Service):
             self._format()
 
     def _properties(self) -> str:
-        host, port, controller = self.host, self.port, self.controller_port
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port, controller = self.port, self.controller_port
         values = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -231,7 +237,7 @@ class Kafka(Service):
 
     def _config(self, timeout: float) -> dict[str, Any]:
         return {
-            "bootstrap.servers": f"{self.host}:{self.port}",
+            "bootstrap.servers": self.settings.kafka_brokers[0],
             "socket.timeout.ms": max(1000, int(timeout * 1000)),
             "logger": _QUIET,
         }

@@ -53,7 +53,9 @@ class S3(Service):
     def port(self) -> int:
         """The port of ``s3_endpoint_url``."""
         url = self.settings.s3_endpoint_url
-        parts = urlsplit(url or "https://s3.amazonaws.com")
+        if not url:
+            return 443
+        parts = urlsplit(url)
         return parts.port or (443 if parts.scheme == "https" else 80)
 
     @property

@@ -81,6 +81,7 @@ def test_a_killed_job_resumes_without_loss_or_double_counting(
     assert isinstance(pipeline, dict)
     assert int(pipeline["valid"]) == total, log.read_text()[-3000:]
     assert int(pipeline["duplicates"]) == expected.duplicates
+    assert int(pipeline["dead_letters"]) == len(expected.rejected)
     assert minute_counts(dump, settings.redis_prefix) == expected.events_per_minute()
     rows = archive_rows(services.s3, settings)
     assert sorted(r["event_id"] for r in rows) == sorted(expected.valid_unique)
