@@ -63,6 +63,8 @@ _PROSPECT_SHARE: Final = 0.10
 # Share of customers' journeys that never log in (browse the offers, read help, give up at login).
 _STAY_ANONYMOUS: Final = 0.10
 _RAGE_CLICK_CHANCE: Final = 0.006
+# Bits for the customer index or ticket number in a queue entry, under the time in ms.
+_LOW_BITS: Final = 40
 _APP_ERROR_CHANCE: Final = 0.015
 
 
@@ -397,6 +399,11 @@ def _tail(
     return b"," + _encode(members)[1:]
 
 
+def _below(rng: random.Random, bound: int) -> int:
+    """A random int in ``[0, bound)``: ``randrange`` costs ten times as much."""
+    return int(rng.random() * bound)
+
+
 def _think_ms(rng: random.Random) -> int:
     """Time a customer spends on a screen before the next action: 1.5 s to a minute."""
     return min(60_000, 1500 + int(rng.expovariate(1 / 9000)))
@@ -404,7 +411,7 @@ def _think_ms(rng: random.Random) -> int:
 
 def _quick_ms(rng: random.Random) -> int:
     """Time for the app to react to an action: a screen loading after a click."""
-    return 300 + rng.randrange(1200)
+    return 300 + _below(rng, 1200)
 
 
 def _form_ms(rng: random.Random) -> int:
@@ -415,8 +422,8 @@ def _form_ms(rng: random.Random) -> int:
 def _pause_ms(rng: random.Random) -> int:
     """Time between two journeys of a customer: often short, often well over 30 minutes."""
     if rng.random() < 0.45:
-        return rng.randrange(2 * _MINUTE_MS, 25 * _MINUTE_MS)
-    return rng.randrange(35 * _MINUTE_MS, 10 * 60 * _MINUTE_MS)
+        return 2 * _MINUTE_MS + _below(rng, 23 * _MINUTE_MS)
+    return 35 * _MINUTE_MS + _below(rng, 565 * _MINUTE_MS)
 
 
 def _money(amount: float) -> float:
@@ -464,19 +471,27 @@ class _Visit:
     def plain(self, event_type: str, element: str | None, gap_ms: int) -> _Step:
         return gap_ms, self.bodies.event(event_type, self.context, self.screen, element), self.key
 
-    def arrive(self, screen: str, gap_ms: int) -> Iterator[_Step]:
-        """A screen view, now and then followed by a technical error on that screen."""
-        yield self.view(screen, gap_ms)
-        if self.rng.random() < _APP_ERROR_CHANCE:
-            yield self.error(_APP_ERRORS.pick(self.rng), _quick_ms(self.rng))
+    # ``arrive`` and ``press`` return their steps as a tuple rather than yielding them: a tuple
+    # is much cheaper to make than a generator, and they are called for most steps.
 
-    def press(self, element: str, gap_ms: int) -> Iterator[_Step]:
+    def arrive(self, screen: str, gap_ms: int) -> tuple[_Step, ...]:
+        """A screen view, now and then followed by a technical error on that screen."""
+        view = self.view(screen, gap_ms)
+        rng = self.rng
+        if rng.random() < _APP_ERROR_CHANCE:
+            return view, self.error(_APP_ERRORS.pick(rng), _quick_ms(rng))
+        return (view,)
+
+    def press(self, element: str, gap_ms: int) -> tuple[_Step, ...]:
         """A click; rarely an impatient burst of 4 to 6 clicks within a second (rage click)."""
-        yield self.click(element, gap_ms)
+        click = self.click(element, gap_ms)
         rng = self.rng
         if rng.random() < _RAGE_CLICK_CHANCE:
-            for _ in range(3 + rng.randrange(3)):
-                yield self.click(element, 60 + rng.randrange(120))
+            repeats = [
+                self.click(element, 60 + _below(rng, 120)) for _ in range(3 + _below(rng, 3))
+            ]
+            return click, *repeats
+        return (click,)
 
 
 class _Traffic:
@@ -549,14 +564,18 @@ class _Traffic:
         late_min_ms = min(1000, late_max_ms)
         noisy = config.duplicate_rate > 0 or config.malformed_rate > 0
 
-        # Journeys waiting for their next step: (due ms, tie-break, body, key, steps, customer).
-        waiting: list[tuple[int, int, bytes, bytes | None, Iterator[_Step], int]] = []
-        # Customers between journeys: (ms from which they are back, customer index); they come
-        # online over the first half hour.
+        # The two queues hold plain ints, ``ms << _LOW_BITS | number``, which a heap compares much
+        # faster than tuples. Journeys waiting for their next step: due time and a ticket for
+        # ``next_steps``; customers between journeys: the time they are back and their index (they
+        # come online over the first half hour).
+        waiting: list[int] = []
+        next_steps: dict[int, tuple[bytes, bytes | None, Iterator[_Step], int]] = {}
         idle = [
-            (start_ms + rng.randrange(30 * _MINUTE_MS), index) for index in range(len(everyone))
+            (start_ms + _below(rng, 30 * _MINUTE_MS)) << _LOW_BITS | index
+            for index in range(len(everyone))
         ]
         heapq.heapify(idle)
+        low_mask = (1 << _LOW_BITS) - 1
         held_late: list[tuple[int, int, bytes | None, bytes]] = []
         key: bytes | None
         journey_time = start_ms
@@ -586,16 +605,17 @@ class _Traffic:
                 # journey's pace is shortened alike.
                 if journey_time < now:
                     journey_time = now
+                due = waiting[0] >> _LOW_BITS if waiting else 0
                 # A due step goes first. When none is due, the next customer starts a journey
                 # (earlier than they planned if need be); only when every customer is busy does
                 # the journey clock jump to the next step.
-                if waiting and (waiting[0][0] <= journey_time or not idle):
-                    if waiting[0][0] > journey_time:
-                        journey_time = waiting[0][0]
-                    _, _, body, key, steps, who = heappop(waiting)
+                if waiting and (due <= journey_time or not idle):
+                    if due > journey_time:
+                        journey_time = due
+                    body, key, steps, who = next_steps.pop(heappop(waiting) & low_mask)
                 else:
                     if idle and rng.random() >= _PROSPECT_SHARE:
-                        who = heappop(idle)[1]
+                        who = heappop(idle) & low_mask
                         steps = journey(everyone[who])
                     else:
                         who = -1
@@ -604,11 +624,12 @@ class _Traffic:
                 following = next(steps, None)
                 if following is None:
                     if who >= 0:
-                        heappush(idle, (journey_time + _pause_ms(rng), who))
+                        heappush(idle, (journey_time + _pause_ms(rng)) << _LOW_BITS | who)
                 else:
                     ties += 1
                     gap, next_body, next_key = following
-                    heappush(waiting, (journey_time + gap, ties, next_body, next_key, steps, who))
+                    next_steps[ties] = (next_body, next_key, steps, who)
+                    heappush(waiting, (journey_time + gap) << _LOW_BITS | ties)
 
             value = b'{"event_id":"%s%d","event_time":"%s",%s' % (
                 id_prefix,
@@ -768,7 +789,7 @@ class _Traffic:
                 yield visit.error("E_AUTH_FAILED", _think_ms(rng))
         else:
             yield from visit.arrive("help", _think_ms(rng))
-            for _ in range(1 + rng.randrange(3)):
+            for _ in range(1 + _below(rng, 3)):
                 yield from visit.press("faq_item", _think_ms(rng))
 
     def _check_accounts(self, visit: _Visit, customer: SimulatedCustomer) -> Iterator[_Step]:
@@ -820,7 +841,7 @@ class _Traffic:
         yield from visit.press("offer_personal_loan", _think_ms(rng))
         yield from visit.arrive("loan_application", _quick_ms(rng))
         yield visit.form("form_start", "loan_application_form", _quick_ms(rng))
-        for _ in range(1 + rng.randrange(3)):
+        for _ in range(1 + _below(rng, 3)):
             yield from visit.press("btn_continue", _form_ms(rng))
         if rng.random() < 0.45:
             yield from visit.press("btn_submit", _form_ms(rng))
@@ -866,7 +887,7 @@ class _Traffic:
     def _help(self, visit: _Visit, customer: SimulatedCustomer) -> Iterator[_Step]:
         rng = self.rng
         yield from visit.arrive("help", _think_ms(rng))
-        for _ in range(1 + rng.randrange(3)):
+        for _ in range(1 + _below(rng, 3)):
             yield from visit.press("faq_item", _think_ms(rng))
         if rng.random() < 0.2:
             yield from visit.press("btn_contact_consultant", _think_ms(rng))
@@ -876,7 +897,7 @@ class _Traffic:
     def _business_event(self) -> tuple[bytes, bytes]:
         """One event from the core banking system, an ATM or a branch, for a random customer."""
         rng = self.rng
-        customer = self.customers[rng.randrange(len(self.customers))]
+        customer = self.customers[_below(rng, len(self.customers))]
         customer_id = customer.customer_id
         kind = _BUSINESS_EVENTS.pick(rng)
         properties: dict[str, str | int | float | bool]
@@ -887,7 +908,7 @@ class _Traffic:
                 properties["reason"] = "insufficient_funds"
             properties["amount"] = _ATM_AMOUNTS.pick(rng)
             properties["currency"] = "PLN"
-            properties["atm_id"] = f"ATM-{rng.randrange(1, 4000):04d}"
+            properties["atm_id"] = f"ATM-{1 + _below(rng, 3999):04d}"
             context = b'"channel":"atm","customer_id":%s,%s' % (
                 _encode(customer_id),
                 _ATM_TERMINAL,
@@ -926,9 +947,9 @@ class _Traffic:
             properties = {
                 "kind": "cash_deposit" if deposit else "cash_withdrawal",
                 "status": "approved",
-                "amount": 100 * (1 + rng.randrange(50)),
+                "amount": 100 * (1 + _below(rng, 50)),
                 "currency": "PLN",
-                "branch_id": f"B{rng.randrange(1, 600):03d}",
+                "branch_id": f"B{1 + _below(rng, 599):03d}",
             }
             context = b'"channel":"branch","customer_id":%s,%s' % (
                 _encode(customer_id),

@@ -79,7 +79,8 @@ def test_the_skeleton_counts_archives_and_dead_letters_every_message() -> None:
 
     expected_minutes: Counter[tuple[str, str]] = Counter()
     for i in range(60):
-        expected_minutes[(minute_label(1_768_464_000_000 + i * 6000), ["click", "screen_view", "login"][i % 3])] += 1  # fmt: skip
+        minute = minute_label(1_768_464_000_000 + i * 6000)
+        expected_minutes[(minute, ["click", "screen_view", "login"][i % 3])] += 1
     got = Counter(
         {
             (key.removeprefix("cs:minute:events_by_type:"), field): value
@@ -98,7 +99,9 @@ def test_the_skeleton_counts_archives_and_dead_letters_every_message() -> None:
     assert sorted(archived) == sorted(f"e{i}" for i in range(60))
 
     letters = [decode_dead_letter(m.value) for m in dead_out]
-    assert sorted(d.original for d in letters) == sorted([b"{broken", event_json("bad", 0, "purchase")])
+    assert sorted(d.original for d in letters) == sorted(
+        [b"{broken", event_json("bad", 0, "purchase")]
+    )
     assert {m.topic for m in dead_out} == {"bank.events.dlq"}
 
 

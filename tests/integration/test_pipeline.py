@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sinks.dead_letters import decode_dead_letter
 from sources.kafka import ensure_topics
-from sources.simulator import SimulationConfig, SimulatedMessage, generate
+from sources.simulator import SimulatedMessage, SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.support.job import run_job
@@ -74,7 +74,9 @@ def test_ten_thousand_events_with_noise_and_a_replay(services: Services, tmp_pat
     # Dead letters: every malformed message, with its bytes and a reason.
     letters = [decode_dead_letter(v) for v in topic_values(settings, settings.dlq_topic_for(topic))]
     assert sorted(d.original for d in letters) == sorted(expected.rejected)
-    assert all(d.reason and d.stage in {"decode", "validate"} and d.source == topic for d in letters)
+    assert all(
+        d.reason and d.stage in {"decode", "validate"} and d.source == topic for d in letters
+    )
 
     # S3: the archive holds exactly the valid unique events, each in its event-time partition.
     rows = archive_rows(services.s3, settings)

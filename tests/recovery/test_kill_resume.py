@@ -28,7 +28,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
 
 
 def accepted(services: Services, settings: Settings) -> int:
-    return int(services.redis.hget(f"{settings.redis_prefix}:pipeline", "valid") or 0)  # type: ignore[arg-type]
+    return int(services.redis.hget(f"{settings.redis_prefix}:pipeline", "valid") or 0)
 
 
 def test_a_killed_job_resumes_without_loss_or_double_counting(

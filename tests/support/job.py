@@ -54,7 +54,9 @@ def run_job(
     return result
 
 
-def start_job(settings: Settings, source: str, recovery_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_job(
+    settings: Settings, source: str, recovery_dir: Path, log: Path
+) -> subprocess.Popen[bytes]:
     """Start a tailing job in the background (to be killed by a recovery test)."""
     with log.open("ab") as out:
         return subprocess.Popen(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import time
 from typing import Any
 
 import pyarrow.parquet as pq
 import redis
 import s3fs
 from confluent_kafka import Consumer, KafkaError, TopicPartition
+from s3fs.utils import FileExpired
 
 from flows.settings import Settings
 
@@ -15,33 +18,46 @@ from flows.settings import Settings
 def redis_dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
     """Every key under ``prefix``: hashes as dicts, streams as lists of (id, fields)."""
     dump: dict[str, Any] = {}
-    for raw_key in client.scan_iter(match=f"{prefix}:*", count=1000):
+    redis_any: Any = client
+    for raw_key in redis_any.scan_iter(match=f"{prefix}:*", count=1000):
         key = raw_key.decode()
-        kind = client.type(raw_key).decode()  # type: ignore[union-attr]
+        kind = redis_any.type(raw_key).decode()
         if kind == "hash":
-            dump[key] = {k.decode(): v.decode() for k, v in client.hgetall(raw_key).items()}  # type: ignore[union-attr]
+            dump[key] = {k.decode(): v.decode() for k, v in redis_any.hgetall(raw_key).items()}
         elif kind == "stream":
             dump[key] = [
                 (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})
-                for entry_id, fields in client.xrange(raw_key)  # type: ignore[union-attr]
+                for entry_id, fields in redis_any.xrange(raw_key)
             ]
         else:
             dump[key] = kind
     return dump
 
 
-def archive_rows(fs: s3fs.S3FileSystem, settings: Settings, table: str = "events") -> list[dict[str, Any]]:
-    """Every row of an archive table, with the object it came from and its Hive partition."""
+def archive_rows(
+    fs: s3fs.S3FileSystem, settings: Settings, table: str = "events"
+) -> list[dict[str, Any]]:
+    """Every row of an archive table, with the object it came from and its Hive partition.
+
+    A running job may replace an object while it is read; the listing is then read again.
+    """
+    for _ in range(10):
+        try:
+            return _read_archive(fs, f"{settings.s3_bucket}/{settings.s3_prefix}/{table}")
+        except (FileExpired, FileNotFoundError):
+            time.sleep(0.2)
+    return _read_archive(fs, f"{settings.s3_bucket}/{settings.s3_prefix}/{table}")
+
+
+def _read_archive(fs: s3fs.S3FileSystem, root: str) -> list[dict[str, Any]]:
     fs.invalidate_cache()
-    root = f"{settings.s3_bucket}/{settings.s3_prefix}/{table}"
     rows: list[dict[str, Any]] = []
     try:
         paths = sorted(p for p in fs.find(root) if p.endswith(".parquet"))
     except FileNotFoundError:
         return rows
     for path in paths:
-        with fs.open(path, "rb") as handle:
-            data = pq.read_table(handle).to_pylist()
+        data = pq.read_table(io.BytesIO(fs.cat_file(path))).to_pylist()
         dt = path.split("/dt=")[1].split("/")[0]
         hour = path.split("/hour=")[1].split("/")[0]
         for row in data:
@@ -71,8 +87,6 @@ def topic_values(settings: Settings, topic: str, timeout_s: float = 20) -> list[
     done: set[int] = set()
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
     done = {p for p, end in ends.items() if end == 0}
-    import time
-
     deadline = time.monotonic() + timeout_s
     while len(done) < len(partitions) and time.monotonic() < deadline:
         message = consumer.poll(0.5)
@@ -81,8 +95,8 @@ def topic_values(settings: Settings, topic: str, timeout_s: float = 20) -> list[
         error = message.error()
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                done.add(message.partition())
+                done.add(message.partition() or 0)
             continue
-        values.append(message.value())
+        values.append(message.value() or b"")
     consumer.close()
     return values

@@ -50,7 +50,8 @@ def is_valid(value: bytes) -> bool:
     if customer is None and device is None:
         return False
     for name in ("customer_id", "device_id"):
-        if name in event and event[name] is not None and (not isinstance(event[name], str) or not event[name]):  # fmt: skip
+        identifier = event.get(name)
+        if identifier is not None and (not isinstance(identifier, str) or identifier == ""):
             return False
     for name in ("app", "app_version", "os", "os_version", "screen", "element", "form"):
         if event.get(name) is not None and not isinstance(event[name], str):

@@ -43,4 +43,4 @@ def test_secrets_are_not_printed() -> None:
 def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
-        settings.shard_count = 3  # type: ignore[misc]
+        settings.shard_count = 3

@@ -74,15 +74,15 @@ def test_a_snapshot_of_an_unknown_version_is_refused() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 40), st.integers(0, 3600)), min_size=1, max_size=200
-    ),
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3600)), min_size=1, max_size=200),
     st.integers(1, 20),
 )
 def test_dedupe_and_lateness_match_a_reference(events: list[tuple[int, int]], cut: int) -> None:
     """Any order, any batching: counted + late + duplicates add up as the definitions say."""
     shard = Shard(CONFIG)
-    arrivals = [arrival(f"e{ident}", seconds, offset=i) for i, (ident, seconds) in enumerate(events)]
+    arrivals = [
+        arrival(f"e{ident}", seconds, offset=i) for i, (ident, seconds) in enumerate(events)
+    ]
     totals = {"valid": 0, "duplicates": 0, "late": 0}
     counted = 0
     for start in range(0, len(arrivals), cut):
