@@ -41,7 +41,7 @@ stack-status: install
 	$(BIN)/clickstream stack status
 
 bench: install
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

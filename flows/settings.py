@@ -89,6 +89,21 @@ class Settings(BaseSettings):
             return self.file_dlq_topic
         return f"{source}{self.dlq_suffix}"
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``CLICKSTREAM_*`` variables, to start another process with them."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                text = ",".join(value)
+            elif isinstance(value, SecretStr):
+                text = value.get_secret_value()
+            else:
+                text = str(value)
+            env[f"CLICKSTREAM_{name.upper()}"] = text
+        return env
+
     def storage_options(self) -> dict[str, object]:
         """s3fs options for the archive bucket."""
         client_kwargs: dict[str, object] = {}

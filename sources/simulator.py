@@ -8,10 +8,12 @@ branches report cash operations.
 
 Time is simulated. Event ``k`` happens at ``start + k / rate``, so a run holds exactly
 ``rate * duration`` valid events whatever the number of customers, and the journeys in flight
-interleave on that clock. A journey waits between its steps (a few seconds to a minute); when more
-steps are due than the clock has room for they are served in order, a little later, and when none
-is due the next customer starts a journey early. Everything is drawn from random generators seeded
-by ``seed``: the same configuration always gives the same bytes.
+interleave on that clock. A journey waits between its steps (a few seconds to a minute) and a
+customer between journeys (minutes to hours). When more steps are due than the clock has room for,
+they are served in order, a little later; when none is due, the next customer starts a journey,
+early if need be. When every customer is already in a journey (few customers for the rate), all
+journeys run faster alike, so their shape stays and only their pace changes. Everything is drawn
+from random generators seeded by ``seed``: the same configuration always gives the same bytes.
 
 Noise (duplicates, late events and malformed messages) draws from a generator of its own, so
 turning noise on never changes the valid events themselves.
@@ -63,9 +65,9 @@ _PROSPECT_SHARE: Final = 0.10
 # Share of customers' journeys that never log in (browse the offers, read help, give up at login).
 _STAY_ANONYMOUS: Final = 0.10
 _RAGE_CLICK_CHANCE: Final = 0.006
+_APP_ERROR_CHANCE: Final = 0.015
 # Bits for the customer index or ticket number in a queue entry, under the time in ms.
 _LOW_BITS: Final = 40
-_APP_ERROR_CHANCE: Final = 0.015
 
 
 class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,10 +196,11 @@ def generate(config: SimulationConfig) -> Iterator[SimulatedMessage]:
     Args:
         config: what to simulate.
 
-    Yields:
-        Messages in emission order. Valid events come in event-time order; late events come up to
-        ``late_max_s`` after newer ones; duplicates repeat an earlier message byte for byte and
-        with the same key; malformed messages are extra messages that break the event contract.
+    Returns:
+        The messages in emission order, generated lazily. Valid events come in event-time order;
+        late events come up to ``late_max_s`` after newer ones; duplicates repeat an earlier
+        message byte for byte and with the same key; malformed messages are extra messages that
+        break the event contract.
     """
     return _Traffic(config).messages()
 
@@ -273,6 +276,15 @@ _OFFER_PRODUCTS: Final = _Mix(
 _LOAN_AMOUNTS: Final = _Mix(
     (5000, 20), (10000, 30), (15000, 15), (20000, 15), (30000, 12), (50000, 8)
 )
+# What a logged-in customer comes to do, by segment: weights of checking accounts, making a
+# transfer, card settings, browsing offers, applying for a loan and reading help.
+_GOAL_WEIGHTS: Final = {
+    "retail": (30, 25, 12, 12, 8, 8),
+    "premium": (30, 25, 12, 16, 8, 5),
+    "private": (42, 28, 10, 12, 3, 5),
+    "business": (28, 42, 8, 8, 8, 6),
+    "student": (28, 20, 15, 18, 9, 10),
+}
 _BUSINESS_EVENTS: Final = _Mix(
     ("card_payment", 58), ("atm_withdrawal", 30), ("transfer", 9), ("branch", 3)
 )
@@ -505,49 +517,18 @@ class _Traffic:
         self.bodies = _Bodies()
         # Duplicates waiting to be re-emitted: (message number, tie-break, key, value).
         self.duplicates: list[tuple[int, int, bytes | None, bytes]] = []
-        goals: dict[str, tuple[tuple[_Goal, float], ...]] = {
-            "retail": (
-                (self._check_accounts, 30),
-                (self._transfer, 25),
-                (self._cards, 12),
-                (self._offers, 12),
-                (self._loan, 8),
-                (self._help, 8),
-            ),
-            "premium": (
-                (self._check_accounts, 30),
-                (self._transfer, 25),
-                (self._cards, 12),
-                (self._offers, 16),
-                (self._loan, 8),
-                (self._help, 5),
-            ),
-            "private": (
-                (self._check_accounts, 42),
-                (self._transfer, 28),
-                (self._cards, 10),
-                (self._offers, 12),
-                (self._loan, 3),
-                (self._help, 5),
-            ),
-            "business": (
-                (self._check_accounts, 28),
-                (self._transfer, 42),
-                (self._cards, 8),
-                (self._offers, 8),
-                (self._loan, 8),
-                (self._help, 6),
-            ),
-            "student": (
-                (self._check_accounts, 28),
-                (self._transfer, 20),
-                (self._cards, 15),
-                (self._offers, 18),
-                (self._loan, 9),
-                (self._help, 10),
-            ),
+        tasks: tuple[_Goal, ...] = (
+            self._check_accounts,
+            self._transfer,
+            self._cards,
+            self._offers,
+            self._loan,
+            self._help,
+        )
+        self.goals = {
+            segment: _Mix(*zip(tasks, weights, strict=True))
+            for segment, weights in _GOAL_WEIGHTS.items()
         }
-        self.goals = {segment: _Mix(*weighted) for segment, weighted in goals.items()}
 
     def messages(self) -> Iterator[SimulatedMessage]:
         config = self.config
@@ -699,7 +680,7 @@ class _Traffic:
         event: dict[str, object] = msgspec.json.decode(value)
         properties = event.get("properties")
         if not isinstance(properties, dict):
-            properties = event["properties"] = {}
+            properties = {}
         if malformation == "missing_event_id":
             del event["event_id"]
         elif malformation == "wrong_type":
@@ -728,8 +709,10 @@ class _Traffic:
                 "at pl.bank.mobile.transfer.TransferViewModel.submit(TransferViewModel.kt:214)\n"
             )
             properties["stack_trace"] = frame * (OVERSIZE_BYTES // len(frame) + 2)
+            event["properties"] = properties
         else:  # nested_properties
             properties["device"] = {"model": "Pixel 8", "battery": 54, "rooted": False}
+            event["properties"] = properties
         return SimulatedMessage(key, _encode(event), "malformed")
 
     # --- journeys -----------------------------------------------------------------------------

@@ -15,16 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a job process exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKSTREAM_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, tuple):
-            text = ",".join(value)
-        elif hasattr(value, "get_secret_value"):
-            text = value.get_secret_value()
-        else:
-            text = str(value)
-        env[f"CLICKSTREAM_{name.upper()}"] = text
+    env.update(settings.as_environment())
     return env
 
 

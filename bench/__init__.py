@@ -1,0 +1,1 @@
+"""Benchmarks through the real local Kafka; results in bench/RESULTS.md."""

@@ -1,0 +1,115 @@
+"""``python -m bench.run``: produce simulated events into the real local Kafka, run the job over
+them, and report end-to-end events/s and peak RSS.
+
+The events are produced before the clock starts; the job is timed from its first consumed
+message to its last flushed output. Each run uses its own topic, Redis prefix and S3 prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import redis
+import typer
+from rich.console import Console
+
+from flows.settings import load_settings
+from sources.kafka import ensure_topics
+from sources.simulator import SimulationConfig, generate
+from sources.simulator_output import KafkaWriter, emit
+
+ROOT = Path(__file__).resolve().parents[1]
+console = Console()
+
+
+def bench(  # noqa: PLR0917 - one parameter per command-line option, as typer wants
+    events: Annotated[int, typer.Option(help="Valid events to produce.")] = 1_000_000,
+    partitions: Annotated[int, typer.Option(help="Partitions of the bench topic.")] = 4,
+    workers: Annotated[int, typer.Option(help="Bytewax worker threads.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Kafka messages per poll.")] = 5000,
+    shards: Annotated[int, typer.Option(help="Shard count.")] = 128,
+    customers: Annotated[int, typer.Option(help="Simulated customers.")] = 50_000,
+    noise: Annotated[bool, typer.Option(help="2% duplicates, 1% malformed, 1% late.")] = True,
+) -> None:
+    """Run the throughput benchmark once and print the figures."""
+    run_id = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        events_topics=(f"bench-{run_id}",),
+        redis_prefix=f"bench-{run_id}",
+        s3_prefix=f"bench-{run_id}",
+        kafka_batch_size=batch_size,
+        shard_count=shards,
+    )
+    topic = settings.events_topics[0]
+    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
+    rate = 3000.0
+    config = SimulationConfig(
+        customers=customers,
+        rate=rate,
+        duration_s=events / rate,
+        seed=1,
+        duplicate_rate=0.02 if noise else 0.0,
+        malformed_rate=0.01 if noise else 0.0,
+        late_rate=0.01 if noise else 0.0,
+    )
+    console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
+    produce_started = time.perf_counter()
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        summary = emit(generate(config), writer, expected_events=config.event_count)
+    console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
+
+    console.print(f"running the job ({workers} worker(s), batch {batch_size}, {shards} shards)")
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.job", str(workers)],
+        env={**os.environ, **settings.as_environment()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        console.print(result.stdout[-3000:], result.stderr[-3000:])
+        raise typer.Exit(1)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    client = redis.Redis.from_url(settings.redis_url)
+    raw: Any = client.hgetall(f"{settings.redis_prefix}:pipeline")
+    pipeline = {k.decode(): int(v) for k, v in raw.items()}
+    messages = sum(pipeline.get(k, 0) for k in ("valid", "duplicates", "dead_letters"))
+    if pipeline.get("valid") != config.event_count:
+        console.print(
+            f"[red]the job accepted {pipeline.get('valid')} of {config.event_count}[/red]"
+        )
+        raise typer.Exit(1)
+    report = {
+        "messages": messages,
+        "valid_events": pipeline["valid"],
+        "seconds": round(figures["seconds"], 2),
+        "messages_per_s": round(messages / figures["seconds"]),
+        "events_per_s": round(pipeline["valid"] / figures["seconds"]),
+        "peak_rss_mb": round(figures["peak_rss_mb"]),
+        "startup_s": round(figures["startup_s"], 2),
+        "workers": workers,
+        "partitions": partitions,
+        "batch_size": batch_size,
+        "shards": shards,
+        "machine": f"{platform.machine()}, {_cpus()} cores, Python {platform.python_version()}",
+    }
+    console.print_json(json.dumps(report))
+    for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
+        client.delete(key)
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    typer.run(bench)
