@@ -119,8 +119,9 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def event_count(self) -> int:
         """Number of valid events in the run (late ones included, noise excluded)."""
-        # The tolerance keeps e.g. 0.7/s for 10 s at 7 events despite binary floating point.
-        return int(self.rate * self.duration_s + 1e-9)
+        # The tolerance keeps e.g. 0.7/s for 10 s at 7 events, and a duration computed as
+        # events / rate at that many events, despite binary floating point.
+        return int(self.rate * self.duration_s * (1 + 1e-12) + 1e-9)
 
     @property
     def start_ms(self) -> int:
