@@ -13,13 +13,12 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from bytewax.connectors.kafka import KafkaSource
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
 from flows.settings import load_settings
-from sources.kafka import kafka_source
+from sources.kafka import KafkaEventSource
 
 FIRST_BATCH: list[float] = []
 
@@ -44,7 +43,7 @@ class _TimedPartition(StatefulSourcePartition[Any, Any]):
         self._inner.close()
 
 
-class _TimedKafkaSource(KafkaSource):
+class _TimedKafkaSource(KafkaEventSource):
     def build_part(self, step_id: str, for_part: str, resume_state: Any) -> Any:
         return _TimedPartition(super().build_part(step_id, for_part, resume_state))
 
@@ -53,16 +52,8 @@ def main() -> None:
     """Run once and print one JSON line: seconds, events/s basis, peak RSS."""
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     settings = load_settings()
-    plain = kafka_source(
-        settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
-    )
     source = _TimedKafkaSource(
-        settings.kafka_brokers,
-        list(settings.events_topics),
-        tail=False,
-        batch_size=settings.kafka_batch_size,
-        raise_on_errors=False,
-        add_config=plain._add_config,
+        settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
     flow = build_flow(settings, source)
     started = time.perf_counter()

@@ -41,7 +41,6 @@ from operators.shard_state import (
 from sinks.dead_letters import dead_letter_message
 from sinks.parquet_archive import ParquetArchiveSink
 from sinks.redis_projection import RedisProjectionSink
-from sources.kafka import to_raw
 from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
 
 Clock = Callable[[], float]
@@ -133,12 +132,11 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]
         return self.buffer.snapshot()
 
 
-def _decode_step(settings: Settings) -> Callable[[list[Any]], Iterable[Any]]:
+def _decode_step(settings: Settings) -> Callable[[list[RawMessage]], Iterable[Any]]:
     decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
 
-    def decode(items: list[Any]) -> Iterable[Any]:
-        messages = [item if isinstance(item, RawMessage) else to_raw(item) for item in items]
-        decoded = decoder.decode(messages)
+    def decode(items: list[RawMessage]) -> Iterable[Any]:
+        decoded = decoder.decode(items)
         out: list[Any] = list(decoded.by_shard.items())
         out.extend(decoded.dead_letters)
         return out

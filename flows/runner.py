@@ -14,7 +14,7 @@ from bytewax.run import cli_main
 from flows.dataflow import build_flow
 from flows.settings import Settings
 from sources.files import JsonLinesSource
-from sources.kafka import ensure_topics, kafka_source
+from sources.kafka import KafkaEventSource, ensure_topics
 
 
 def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
@@ -24,8 +24,12 @@ def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
         ValueError: for an unknown spec.
     """
     if spec == "kafka":
-        return kafka_source(
-            settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=tail
+        return KafkaEventSource(
+            settings.kafka_brokers,
+            settings.events_topics,
+            settings.kafka_batch_size,
+            tail=tail,
+            group_id=settings.consumer_group,
         )
     if spec.startswith("file:"):
         paths = [Path(p) for p in spec.removeprefix("file:").split(",") if p]

@@ -9,6 +9,8 @@ well past its range.
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 import zlib
 from collections.abc import Iterable
@@ -21,6 +23,7 @@ from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
 EVENTS_TABLE = "events"
+_offset = operator.attrgetter("offset")
 
 
 def object_stem(source: str, partition: int, first_offset: int) -> str:
@@ -32,10 +35,18 @@ def object_stem(source: str, partition: int, first_offset: int) -> str:
     return f"{source}-p{partition:04d}-o{first_offset:015d}"
 
 
+HOUR_MS = 3_600_000
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_partition(hour: int) -> tuple[str, str]:
+    moment = datetime.fromtimestamp(hour * 3600, UTC)
+    return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
+
+
 def hive_partition(event_ms: int) -> tuple[str, str]:
     """The ``dt`` and ``hour`` partition values of an event time (UTC)."""
-    moment = datetime.fromtimestamp(event_ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
+    return _hour_partition(event_ms // HOUR_MS)
 
 
 class ArchiveSnapshot(msgspec.Struct, frozen=True):
@@ -79,18 +90,28 @@ class ArchiveBuffer:
         """Buffer rows; return the objects to write now (chunks the input has moved past)."""
         size = self._chunk_rows
         stragglers: list[Arrival] = []
+        chunks = self._chunks
+        retired_below = self._retired_below
+        max_offset = self._max_offset
+        last_index = -1
+        chunk: list[Arrival] = []
         for row in rows:
-            index = row.offset // size
-            if index < self._retired_below:
-                stragglers.append(row)
-                continue
-            chunk = self._chunks.get(index)
-            if chunk is None:
-                self._chunks[index] = [row]
-            else:
-                chunk.append(row)
-            self._dirty_since.setdefault(index, now)
-            self._max_offset = max(self._max_offset, row.offset)
+            offset = row.offset
+            index = offset // size
+            if index != last_index:
+                if index < retired_below:
+                    stragglers.append(row)
+                    continue
+                found = chunks.get(index)
+                if found is None:
+                    found = chunks[index] = []
+                chunk = found
+                last_index = index
+                self._dirty_since.setdefault(index, now)
+            chunk.append(row)
+            if offset > max_offset:
+                max_offset = offset
+        self._max_offset = max_offset
         objects = self._objects_of_rows(stragglers, straggler=True) if stragglers else []
         # A chunk is complete once the input is half a chunk past its end: rows reach this
         # step through the shards, so a little slack lets the slowest shard catch up.
@@ -139,11 +160,16 @@ class ArchiveBuffer:
     def _objects_of_rows(
         self, rows: list[Arrival], *, straggler: bool, first_offset: int = 0
     ) -> list[ArchiveObject]:
-        by_partition: dict[tuple[str, str], list[Arrival]] = {}
-        for row in sorted(rows, key=lambda r: r.offset):
-            by_partition.setdefault(hive_partition(row.event_ms), []).append(row)
+        by_hour: dict[int, list[Arrival]] = {}
+        for row in sorted(rows, key=_offset):
+            hour_rows = by_hour.get(row.event_ms // HOUR_MS)
+            if hour_rows is None:
+                by_hour[row.event_ms // HOUR_MS] = [row]
+            else:
+                hour_rows.append(row)
         objects = []
-        for (dt, hour), part_rows in sorted(by_partition.items()):
+        for hour_index, part_rows in sorted(by_hour.items()):
+            dt, hour = _hour_partition(hour_index)
             first = part_rows[0]
             start = first.offset if straggler else first_offset
             stem = object_stem(first.source, first.partition, start)

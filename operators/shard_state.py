@@ -7,6 +7,7 @@ work per event is a few dict operations.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 import msgspec
@@ -60,7 +61,7 @@ class Shard:
         self._config = config
         self.max_event_ms = -(2**62)
         self._seen: dict[str, int] = {}
-        self._seen_by_minute: dict[int, list[str]] = {}
+        self._evicted_below = -(2**62)
         if snapshot is not None:
             self._restore(snapshot)
 
@@ -77,13 +78,13 @@ class Shard:
     def process(self, arrivals: Iterable[Arrival]) -> ShardBatchResult:
         """Take one batch of this shard's events, in arrival order."""
         seen = self._seen
-        by_minute = self._seen_by_minute
-        minute_counts: MinuteCounts = {}
+        counted: list[tuple[int, str]] = []
         archive_rows: dict[str, list[Arrival]] = {}
         lateness = self._config.allowed_lateness_ms
         max_ms = self.max_event_ms
         valid = duplicates = late = 0
-        last_position = ""
+        last_source = ""
+        last_partition = -1
         last_rows: list[Arrival] = []
         for arrival in arrivals:
             event = arrival.event
@@ -94,49 +95,48 @@ class Shard:
             event_ms = arrival.event_ms
             minute = event_ms // MINUTE_MS
             seen[event_id] = minute
-            ids = by_minute.get(minute)
-            if ids is None:
-                by_minute[minute] = [event_id]
-            else:
-                ids.append(event_id)
             valid += 1
             if event_ms < max_ms - lateness:
                 late += 1
             else:
-                per_type = minute_counts.get(minute * MINUTE_MS)
-                if per_type is None:
-                    minute_counts[minute * MINUTE_MS] = {event.event_type: 1}
-                else:
-                    per_type[event.event_type] = per_type.get(event.event_type, 0) + 1
+                counted.append((minute, event.event_type))
                 if event_ms > max_ms:
                     max_ms = event_ms
-            position = f"{arrival.source}#{arrival.partition}"
-            if position != last_position:
-                last_rows = archive_rows.setdefault(position, [])
-                last_position = position
+            if arrival.partition != last_partition or arrival.source != last_source:
+                last_source, last_partition = arrival.source, arrival.partition
+                last_rows = archive_rows.setdefault(f"{last_source}#{last_partition}", [])
             last_rows.append(arrival)
         self.max_event_ms = max_ms
+        minute_counts: MinuteCounts = {}
+        for (minute, event_type), n in Counter(counted).items():
+            per_type = minute_counts.get(minute * MINUTE_MS)
+            if per_type is None:
+                minute_counts[minute * MINUTE_MS] = {event_type: n}
+            else:
+                per_type[event_type] = n
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
         return ShardBatchResult(minute_counts, pipeline, archive_rows)
 
     def _evict(self) -> None:
-        """Forget ids older than the dedupe window, then the oldest ones over the cap."""
-        by_minute = self._seen_by_minute
-        seen = self._seen
+        """Forget ids older than the dedupe window, then the oldest ones over the cap.
+
+        Runs a full pass only when the window's start moves to a new minute or the cap is
+        exceeded, so its cost is spread thin over the events.
+        """
         cutoff = (self.max_event_ms - self._config.dedupe_window_ms) // MINUTE_MS
-        expired = [minute for minute in by_minute if minute < cutoff]
-        remaining = len(seen) - sum(len(by_minute[minute]) for minute in expired)
         cap = self._config.dedupe_max_ids
-        if remaining > cap:
-            for minute in sorted(m for m in by_minute if m >= cutoff):
-                if remaining <= cap:
+        if len(self._seen) > cap:
+            per_minute = sorted(Counter(self._seen.values()).items(), reverse=True)
+            kept = 0
+            for minute, n in per_minute:
+                if kept + n > cap:
+                    cutoff = max(cutoff, minute + 1)
                     break
-                expired.append(minute)
-                remaining -= len(by_minute[minute])
-        for minute in expired:
-            for event_id in by_minute.pop(minute):
-                del seen[event_id]
+                kept += n
+        if cutoff > self._evicted_below:
+            self._seen = {i: m for i, m in self._seen.items() if m >= cutoff}
+            self._evicted_below = cutoff
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state (msgpack bytes, versioned)."""
@@ -146,5 +146,3 @@ class Shard:
         state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION)
         self.max_event_ms = state.max_event_ms
         self._seen = dict(state.seen)
-        for event_id, minute in self._seen.items():
-            self._seen_by_minute.setdefault(minute, []).append(event_id)
