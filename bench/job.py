@@ -30,7 +30,7 @@ class _TimedPartition(StatefulSourcePartition[Any, Any]):
     def next_batch(self) -> Any:
         batch = self._inner.next_batch()
         if batch and not FIRST_BATCH:
-            FIRST_BATCH.append(time.perf_counter())
+            FIRST_BATCH.append(time.time())
         return batch
 
     def next_awake(self) -> Any:
@@ -49,23 +49,31 @@ class _TimedKafkaSource(KafkaEventSource):
 
 
 def main() -> None:
-    """Run once and print one JSON line: seconds, events/s basis, peak RSS."""
+    """Run once and print one JSON line: first consumed and last flushed (epoch s), peak RSS.
+
+    Arguments: workers per process, then optionally process id and ``;``-joined addresses.
+    """
     workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    process_id = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    addresses = sys.argv[3].split(";") if len(sys.argv) > 3 else None
     settings = load_settings()
     source = _TimedKafkaSource(
         settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
     flow = build_flow(settings, source)
-    started = time.perf_counter()
+    started = time.time()
     cli_main(
         flow,
         workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
     )
-    ended = time.perf_counter()
+    ended = time.time()
     first = FIRST_BATCH[0] if FIRST_BATCH else started
     result = {
-        "seconds": ended - first,
+        "first": first,
+        "ended": ended,
         "startup_s": first - started,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }

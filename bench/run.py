@@ -33,7 +33,8 @@ console = Console()
 def bench(  # noqa: PLR0917 - one parameter per command-line option, as typer wants
     events: Annotated[int, typer.Option(help="Valid events to produce.")] = 1_000_000,
     partitions: Annotated[int, typer.Option(help="Partitions of the bench topic.")] = 4,
-    workers: Annotated[int, typer.Option(help="Bytewax worker threads.")] = 1,
+    workers: Annotated[int, typer.Option(help="Bytewax worker threads per process.")] = 1,
+    processes: Annotated[int, typer.Option(help="Bytewax processes (a local cluster).")] = 1,
     batch_size: Annotated[int, typer.Option(help="Kafka messages per poll.")] = 5000,
     shards: Annotated[int, typer.Option(help="Shard count.")] = 128,
     customers: Annotated[int, typer.Option(help="Simulated customers.")] = 50_000,
@@ -66,19 +67,32 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option, as typer wa
         summary = emit(generate(config), writer, expected_events=config.event_count)
     console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
 
-    console.print(f"running the job ({workers} worker(s), batch {batch_size}, {shards} shards)")
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.job", str(workers)],
-        env={**os.environ, **settings.as_environment()},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    console.print(
+        f"running the job ({processes} process(es) x {workers} worker(s), batch {batch_size}, "
+        f"{shards} shards)"
     )
-    if result.returncode != 0:
-        console.print(result.stdout[-3000:], result.stderr[-3000:])
+    env = {**os.environ, **settings.as_environment()}
+    command = [sys.executable, "-m", "bench.job", str(workers)]
+    if processes > 1:
+        addresses = ";".join(f"127.0.0.1:{2101 + i}" for i in range(processes))
+        commands = [[*command, str(i), addresses] for i in range(processes)]
+    else:
+        commands = [command]
+    jobs = [
+        subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for c in commands
+    ]
+    outputs = [job.communicate() for job in jobs]
+    if any(job.returncode != 0 for job in jobs):
+        for out, err in outputs:
+            console.print(out.decode()[-2000:], err.decode()[-2000:])
         raise typer.Exit(1)
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    runs = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    figures = {
+        "seconds": max(r["ended"] for r in runs) - min(r["first"] for r in runs),
+        "peak_rss_mb": sum(r["peak_rss_mb"] for r in runs),
+        "startup_s": max(r["startup_s"] for r in runs),
+    }
     client = redis.Redis.from_url(settings.redis_url)
     raw: Any = client.hgetall(f"{settings.redis_prefix}:pipeline")
     pipeline = {k.decode(): int(v) for k, v in raw.items()}
@@ -96,6 +110,7 @@ def bench(  # noqa: PLR0917 - one parameter per command-line option, as typer wa
         "events_per_s": round(pipeline["valid"] / figures["seconds"]),
         "peak_rss_mb": round(figures["peak_rss_mb"]),
         "startup_s": round(figures["startup_s"], 2),
+        "processes": processes,
         "workers": workers,
         "partitions": partitions,
         "batch_size": batch_size,

@@ -164,7 +164,7 @@ def build_flow(
     source: Source[Any],
     *,
     redis_sink: Sink[list[RedisWrite]] | None = None,
-    archive_sink: Sink[list[ArchiveObject]] | None = None,
+    archive_sink: Sink[tuple[str, list[ArchiveObject]]] | None = None,
     dead_letter_sink: Sink[Any] | None = None,
     clock: Clock = time.time,
 ) -> Dataflow:
@@ -232,7 +232,7 @@ def build_flow(
     )
     op.output(
         "archive",
-        op.map("archive_objects", objects, lambda kv: kv[1]),
+        objects,
         archive_sink
         or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
     )

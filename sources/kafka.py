@@ -136,7 +136,12 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             "group.id": self._group_id,
             "enable.auto.commit": False,
             "enable.partition.eof": not self._tail,
+            # Large fetches keep librdkafka's prefetch queue full, so a poll rarely waits.
             "fetch.wait.max.ms": 50,
+            "fetch.min.bytes": 1,
+            "max.partition.fetch.bytes": 8 * 1024 * 1024,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "queued.min.messages": 200_000,
             "queued.max.messages.kbytes": 262144,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state

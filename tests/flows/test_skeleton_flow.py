@@ -49,10 +49,10 @@ def apply_redis(writes: list[list[RedisWrite]]) -> tuple[dict[str, dict[str, Any
     return hashes, stream_ids
 
 
-def final_objects(objects: list[list[ArchiveObject]]) -> dict[str, list[str]]:
+def final_objects(objects: list[tuple[str, list[ArchiveObject]]]) -> dict[str, list[str]]:
     """The archive after these writes: the last object written under each name."""
     archive: dict[str, list[str]] = {}
-    for batch in objects:
+    for _, batch in objects:
         for obj in batch:
             archive[obj.relative_path] = [row.event.event_id for row in obj.rows]
     return archive
@@ -60,7 +60,7 @@ def final_objects(objects: list[list[ArchiveObject]]) -> dict[str, list[str]]:
 
 def run(items: list[Any], recovery: RecoveryConfig | None = None) -> tuple[list[Any], ...]:
     redis_out: list[list[RedisWrite]] = []
-    archive_out: list[list[ArchiveObject]] = []
+    archive_out: list[tuple[str, list[ArchiveObject]]] = []
     dead_out: list[Any] = []
     flow = build_flow(
         SETTINGS,
