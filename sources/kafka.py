@@ -142,7 +142,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
             "fetch.max.bytes": 64 * 1024 * 1024,
             "queued.min.messages": 200_000,
-            "queued.max.messages.kbytes": 262144,
+            "queued.max.messages.kbytes": 65536,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         return _KafkaPartition(config, topic, int(index), offset, self._batch_size)
