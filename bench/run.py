@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 console = Console()
 
 
-def bench(  # noqa: PLR0917 - one parameter per command-line option, as typer wants
+def bench(
     events: Annotated[int, typer.Option(help="Valid events to produce.")] = 1_000_000,
     partitions: Annotated[int, typer.Option(help="Partitions of the bench topic.")] = 4,
     workers: Annotated[int, typer.Option(help="Bytewax worker threads per process.")] = 1,

@@ -48,6 +48,13 @@ def run(
         typer.Option(help="Keep waiting for new Kafka messages; --no-tail stops at the end."),
     ] = True,
     workers: Annotated[int, typer.Option(min=1, help="Bytewax worker threads.")] = 1,
+    process_id: Annotated[
+        int | None, typer.Option(min=0, help="This process's index in a cluster (from 0).")
+    ] = None,
+    addresses: Annotated[
+        str | None,
+        typer.Option(help="host:port of every process of the cluster, separated by ';'."),
+    ] = None,
     api: Annotated[bool, typer.Option(help="Serve Bytewax's API and /metrics.")] = True,
 ) -> None:
     """Run the stream job: decode, dedupe, aggregate to Redis, archive to S3, dead letters."""
@@ -59,7 +66,15 @@ def run(
         + (f", recovery store {settings.recovery_dir}" if settings.recovery_dir else "")
     )
     try:
-        run_job(settings, source, tail=tail, workers=workers, api=api)
+        run_job(
+            settings,
+            source,
+            tail=tail,
+            workers=workers,
+            api=api,
+            process_id=process_id,
+            addresses=addresses.split(";") if addresses else None,
+        )
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -64,6 +64,8 @@ def run_job(
     tail: bool = True,
     workers: int = 1,
     api: bool = True,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
 ) -> None:
     """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
     prepare_topics(settings, source_spec)
@@ -73,10 +75,12 @@ def run_job(
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
-        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port)
+        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port + (process_id or 0))
     cli_main(
         flow,
         workers_per_process=workers,
+        process_id=process_id,
+        addresses=addresses,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
         recovery_config=recovery,
     )

@@ -32,6 +32,8 @@ from typing import Final, Generic, Literal, TypeVar
 
 import msgspec
 
+from state.contract import EVENT_TYPES
+
 MessageKind = Literal["valid", "late", "duplicate", "malformed"]
 """What a simulated message is: a valid event in event-time order, a valid event held back and
 emitted late, a byte-identical copy of an earlier message, or a message that breaks the contract."""
@@ -294,20 +296,7 @@ _BUSINESS_EVENTS: Final = _Mix(
 _Step = tuple[int, bytes, bytes | None]
 _Goal = Callable[["_Visit", SimulatedCustomer], Iterator[_Step]]
 
-_EVENT_TYPE_FIELD: Final = {
-    name: f'"event_type":"{name}",'.encode()
-    for name in (
-        "screen_view",
-        "click",
-        "form_start",
-        "form_submit",
-        "login",
-        "logout",
-        "conversion",
-        "error",
-        "transaction",
-    )
-}
+_EVENT_TYPE_FIELD: Final = {name: f'"event_type":"{name}",'.encode() for name in EVENT_TYPES}
 _encode = msgspec.json.Encoder().encode
 
 

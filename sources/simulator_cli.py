@@ -27,7 +27,7 @@ from sources.simulator_output import (
 )
 
 
-def simulate(  # noqa: PLR0917 - one parameter per command-line option, as typer wants
+def simulate(
     customers: Annotated[
         int, typer.Option("--customers", min=1, help="Number of customers (C0000001 upwards).")
     ] = 1000,
