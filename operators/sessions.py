@@ -1,0 +1,102 @@
+"""Sessions (PRODUCT.md, "Sessions"): maximal runs of one identity's app events, in
+``(event_time, event_id)`` order, with no gap over the session gap; across apps, devices and
+midnight. A session is closed, and final, once the watermark is past its last event by more than
+the gap (plus however long identities may still be decided upstream).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Iterable
+
+import msgspec
+
+
+def session_id(identity: str, first_ms: int, first_event_id: str) -> str:
+    """Deterministic id of a session: a short hash of its identity and first event."""
+    digest = hashlib.blake2b(
+        f"{identity}\x1f{first_ms}\x1f{first_event_id}".encode(), digest_size=10
+    )
+    return digest.hexdigest()
+
+
+class SessionEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, order=True):
+    """What a session keeps of one event (ordered by time, then id)."""
+
+    event_ms: int
+    event_id: str
+    event_type: str
+    screen: str | None = None
+    device_id: str | None = None
+
+
+class ClosedSession(msgspec.Struct, frozen=True, gc=False):
+    """A final session."""
+
+    session_id: str
+    identity: str
+    start_ms: int
+    end_ms: int
+    events: tuple[SessionEvent, ...]
+
+    @property
+    def exit_screen(self) -> str | None:
+        """The screen of the session's last ``screen_view``."""
+        for event in reversed(self.events):
+            if event.event_type == "screen_view":
+                return event.screen
+        return None
+
+    @property
+    def converted(self) -> bool:
+        """At least one ``conversion`` event."""
+        return any(e.event_type == "conversion" for e in self.events)
+
+
+class IdentitySessions:
+    """The open (not yet final) events of one identity."""
+
+    def __init__(
+        self, identity: str, gap_ms: int, events: list[SessionEvent] | None = None
+    ) -> None:
+        """Sessions of ``identity`` with the given gap, from saved open events if any."""
+        self.identity = identity
+        self.gap_ms = gap_ms
+        self.events: list[SessionEvent] = events or []
+
+    def add(self, events: Iterable[SessionEvent]) -> None:
+        """Add events in any order."""
+        for event in events:
+            bisect.insort(self.events, event)
+
+    def close(self, safe_ms: int) -> list[ClosedSession]:
+        """Close the sessions that no event at or after ``safe_ms`` can still join.
+
+        Args:
+            safe_ms: every event this identity will still receive is at or after this time.
+        """
+        closed: list[ClosedSession] = []
+        events = self.events
+        start = 0
+        for index in range(1, len(events) + 1):
+            at_end = index == len(events)
+            if not at_end and events[index].event_ms - events[index - 1].event_ms <= self.gap_ms:
+                continue
+            last_ms = events[index - 1].event_ms
+            if safe_ms - last_ms <= self.gap_ms:
+                break
+            run = tuple(events[start:index])
+            closed.append(
+                ClosedSession(
+                    session_id(self.identity, run[0].event_ms, run[0].event_id),
+                    self.identity,
+                    run[0].event_ms,
+                    last_ms,
+                    run,
+                )
+            )
+            start = index
+        if start:
+            del events[:start]
+        return closed
