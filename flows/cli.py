@@ -101,12 +101,14 @@ def demo(
 
 def _mount_optional() -> None:
     from devstack.cli import app as stack_app
+    from flows.customers_cli import customers_app
     from sources.simulator_cli import simulate
 
     app.add_typer(
         stack_app, name="stack", help="Start, stop and check the local Kafka, Redis and S3."
     )
     app.command("simulate")(simulate)
+    app.add_typer(customers_app, name="customers")
 
 
 _mount_optional()

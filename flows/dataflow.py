@@ -26,37 +26,65 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
 from operators.aggregates import MinuteSeries, PipelineTotals, RedisKeys
 from operators.archive import ArchiveBuffer
-from operators.decode import BatchDecoder
+from operators.decode import BatchDecoder, shard_name
+from operators.journeys import (
+    RATIOS,
+    JourneyBatchResult,
+    JourneyConfig,
+    Journeys,
+    SegmentLookup,
+)
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
     PIPELINE,
+    JourneyItem,
     MinuteCounts,
     Shard,
     ShardBatchResult,
     ShardConfig,
+    ShardInput,
 )
+from operators.totals import FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
 from sinks.parquet_archive import ParquetArchiveSink
 from sinks.redis_projection import RedisProjectionSink
+from sources.files import JsonLinesSource
+from sources.kafka import KafkaEventSource
 from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
 
 Clock = Callable[[], float]
+FIGURES = "figures"
 
 
-class ShardLogic(StatefulBatchLogic[list[Arrival], ShardBatchResult, bytes]):
+class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
     """Bytewax shim around :class:`~operators.shard_state.Shard`."""
 
     def __init__(self, config: ShardConfig, resume: bytes | None) -> None:
         """Build the shard, from its snapshot when resuming."""
         self.shard = Shard(config, resume)
 
-    def on_batch(self, values: list[list[Arrival]]) -> tuple[Iterable[ShardBatchResult], bool]:
+    def on_batch(self, values: list[ShardInput]) -> tuple[Iterable[ShardBatchResult], bool]:
         """Process every batch of this shard queued in this activation, as one."""
-        arrivals = values[0] if len(values) == 1 else [a for batch in values for a in batch]
-        return [self.shard.process(arrivals)], StatefulBatchLogic.RETAIN
+        if len(values) == 1:
+            return [self.shard.process(values[0].arrivals, values[0].progress)], self.RETAIN
+        arrivals = [a for batch in values for a in batch.arrivals]
+        progress: dict[str, int] = {}
+        for batch in values:
+            for where, newest in batch.progress.items():
+                if newest > progress.get(where, -(2**62)):
+                    progress[where] = newest
+        return [self.shard.process(arrivals, progress)], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[ShardBatchResult], bool]:
+        """A bounded input ended: decide the identity of every event still undecided."""
+        journeys = self.shard.flush_identities()
+        if not journeys:
+            return [], StatefulBatchLogic.RETAIN
+        return [ShardBatchResult({}, {}, {}, journeys)], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
@@ -132,12 +160,61 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]
         return self.buffer.snapshot()
 
 
+class JourneysLogic(StatefulBatchLogic[list[JourneyItem], JourneyBatchResult, bytes]):
+    """Bytewax shim around :class:`~operators.journeys.Journeys`."""
+
+    def __init__(self, journeys: Journeys, segments: SegmentLookup) -> None:
+        """Wrap a journeys shard and the customer segment lookup."""
+        self.journeys = journeys
+        self._segments = segments
+
+    def on_batch(
+        self, values: list[list[JourneyItem]]
+    ) -> tuple[Iterable[JourneyBatchResult], bool]:
+        """Take the identified events of this activation as one batch."""
+        items = values[0] if len(values) == 1 else [i for batch in values for i in batch]
+        return [self.journeys.process(items, self._segments)], StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
+        """A bounded input ended (a back-fill): every open session is final."""
+        return [self.journeys.flush(self._segments)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.journeys.snapshot()
+
+
+class TotalsLogic(StatefulBatchLogic[FigureDeltas, list[RedisWrite], bytes]):
+    """Bytewax shim around :class:`~operators.totals.Totals`."""
+
+    def __init__(self, totals: Totals) -> None:
+        """Wrap the totals."""
+        self.totals = totals
+
+    def on_batch(self, values: list[FigureDeltas]) -> tuple[Iterable[list[RedisWrite]], bool]:
+        """Add the deltas and emit the writes."""
+        return [self.totals.apply(values)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        """Versioned msgpack bytes."""
+        return self.totals.snapshot()
+
+
 def _decode_step(settings: Settings) -> Callable[[list[RawMessage]], Iterable[Any]]:
     decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
 
+    shard_names = [shard_name(i) for i in range(settings.shard_count)]
+
     def decode(items: list[RawMessage]) -> Iterable[Any]:
         decoded = decoder.decode(items)
-        out: list[Any] = list(decoded.by_shard.items())
+        # Every shard hears of the input's progress, events or not (see ShardInput).
+        by_shard = decoded.by_shard
+        progress = decoded.progress
+        out: list[Any] = [
+            (name, ShardInput(by_shard.get(name, []), progress))
+            for name in shard_names
+            if progress or name in by_shard
+        ]
         out.extend(decoded.dead_letters)
         return out
 
@@ -151,12 +228,36 @@ def _route_aggregates(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str,
     yield PIPELINE, result.pipeline
 
 
+def _route_journeys(
+    item: tuple[str, ShardBatchResult],
+) -> Iterable[tuple[str, list[JourneyItem]]]:
+    return item[1].journeys.items()
+
+
+def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:
+    result = item[1]
+    if result.figures:
+        yield FIGURES, result.figures
+    if result.pipeline:
+        yield PIPELINE, result.pipeline
+
+
 def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, list[Arrival]]]:
     return item[1].archive_rows.items()
 
 
 def _dead_letter_counts(dead: DeadLetter) -> tuple[str, dict[str, int]]:
     return PIPELINE, {"dead_letters": 1, f"dead_letters.{dead.stage}": 1}
+
+
+def input_positions(source: Source[Any]) -> tuple[str, ...]:
+    """Every input partition of a Kafka or file source, as ``<source>#<partition>``."""
+    if isinstance(source, KafkaEventSource | JsonLinesSource):
+        parts = source.list_parts()
+        if isinstance(source, JsonLinesSource):
+            return tuple(f"file:{part}#0" for part in parts)
+        return tuple(f"{part.split('-', 1)[1]}#{part.split('-', 1)[0]}" for part in parts)
+    return ()
 
 
 def build_flow(
@@ -167,6 +268,7 @@ def build_flow(
     archive_sink: Sink[tuple[str, list[ArchiveObject]]] | None = None,
     dead_letter_sink: Sink[Any] | None = None,
     clock: Clock = time.time,
+    segments: SegmentLookup | None = None,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -177,18 +279,24 @@ def build_flow(
         archive_sink: override for tests; defaults to the S3 archive.
         dead_letter_sink: override for tests; defaults to ``<topic>.dlq`` on Kafka.
         clock: wall clock for the archive's age-based writes.
+        segments: customer id → segment; defaults to the customer store in Redis.
     """
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
     decoded = op.flat_map_batch("decode", raw, _decode_step(settings))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
-    by_shard: Stream[tuple[str, list[Arrival]]] = split.falses
+    by_shard: Stream[tuple[str, ShardInput]] = split.falses
 
     shard_config = ShardConfig(
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
         dedupe_window_ms=settings.dedupe_window_s * 1000,
         dedupe_max_ids=settings.dedupe_max_ids_per_shard,
+        session_gap_ms=settings.session_gap_s * 1000,
+        device_idle_ms=settings.device_idle_s * 1000,
+        journey_shards=settings.shard_count,
+        partition_idle_ms=settings.partition_idle_s * 1000,
+        input_positions=input_positions(source),
     )
     shard_out = op.stateful_batch(
         "shard_state", by_shard, lambda resume: ShardLogic(shard_config, resume)
@@ -197,7 +305,29 @@ def build_flow(
     keys = RedisKeys(settings.redis_prefix)
     deltas = op.flat_map("aggregate_deltas", shard_out, _route_aggregates)
     dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
-    deltas = op.merge("all_deltas", deltas, dead_counts)
+    journey_config = JourneyConfig(
+        prefix=settings.redis_prefix,
+        gap_ms=settings.session_gap_s * 1000,
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        stitch_allowance_ms=settings.stitch_allowance_s * 1000,
+        funnels=settings.funnel_definitions(),
+    )
+    lookup = segments or lazy_segment_lookup(settings)
+    journey_out = op.stateful_batch(
+        "journeys",
+        op.flat_map("journey_events", shard_out, _route_journeys),
+        lambda resume: JourneysLogic(Journeys(journey_config, resume), lookup),
+    )
+    journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
+    is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
+    figure_writes = op.stateful_batch(
+        "figures",
+        is_figures.trues,
+        lambda resume: TotalsLogic(
+            Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
+        ),
+    )
+    deltas = op.merge("all_deltas", deltas, dead_counts, is_figures.falses)
     is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
     minute_writes = op.stateful_batch(
         "events_by_minute",
@@ -215,7 +345,7 @@ def build_flow(
     )
     redis_writes = op.map(
         "redis_writes",
-        op.merge("all_redis_writes", minute_writes, pipeline_writes),
+        op.merge("all_redis_writes", minute_writes, pipeline_writes, figure_writes),
         lambda kv: kv[1],
     )
     op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))

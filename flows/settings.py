@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
+from operators.journeys import DEFAULT_FUNNELS, Funnel, FunnelStep
+
 
 class Settings(BaseSettings):
     """Configuration of the job and its tools. Environment variables use the prefix CLICKSTREAM_."""
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     s3_region: str | None = None
 
     recovery_dir: Path | None = Field(None, description="Bytewax recovery store; off when unset.")
-    epoch_interval_s: float = Field(5.0, gt=0, le=600)
+    epoch_interval_s: float = Field(10.0, gt=0, le=600)
     shard_count: int = Field(
         128, ge=1, le=4096, description="Fixed for the life of a recovery store."
     )
@@ -65,6 +67,29 @@ class Settings(BaseSettings):
     archive_max_age_s: float = Field(
         30.0, gt=0, description="An open Parquet object is written at least this often."
     )
+    session_gap_s: int = Field(1800, ge=60, description="Inactivity that ends a session.")
+    stitch_allowance_s: int = Field(
+        900,
+        ge=0,
+        description="Extra wait before a session closes, for anonymous starts still being "
+        "stitched to a login.",
+    )
+    device_idle_s: int = Field(
+        86_400, ge=3600, description="A device idle this long (event time) is forgotten."
+    )
+    partition_idle_s: int = Field(
+        3600,
+        ge=60,
+        description="An input partition this far (event time) behind the newest one no longer "
+        "holds the watermark back.",
+    )
+    funnels: str = Field(
+        "",
+        description="Extra funnels: 'name=step,step,...@window_s;...' with steps "
+        "'screen:<screen>' or 'event:<event_type>'.",
+    )
+    figure_retention_days: int = Field(35, ge=1, description="Days of figures kept in state.")
+    figure_expire_s: int = Field(40 * 86_400, ge=3600, description="TTL of daily Redis keys.")
     minute_retention_s: int = Field(
         2 * 24 * 3600, ge=60, description="How long per-minute Redis hashes live."
     )
@@ -77,6 +102,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(t.strip() for t in value.split(",") if t.strip())
         return value
+
+    @field_validator("funnels")
+    @classmethod
+    def _check_funnels(cls, value: str) -> str:
+        _parse_funnels(value)
+        return value
+
+    def funnel_definitions(self) -> tuple[Funnel, ...]:
+        """The shipped funnels plus the configured ones."""
+        return DEFAULT_FUNNELS + _parse_funnels(self.funnels)
 
     @property
     def kafka_brokers(self) -> list[str]:
@@ -117,6 +152,19 @@ class Settings(BaseSettings):
             "client_kwargs": client_kwargs,
             "config_kwargs": {"s3": {"addressing_style": "path"}},
         }
+
+
+def _parse_funnels(text: str) -> tuple[Funnel, ...]:
+    funnels = []
+    for spec in filter(None, (part.strip() for part in text.split(";"))):
+        name, _, rest = spec.partition("=")
+        steps, _, window = rest.partition("@")
+        if not name or not steps or not window.isdigit():
+            msg = f"funnel {spec!r} must look like 'name=screen:a,event:b@1800'"
+            raise ValueError(msg)
+        parsed = tuple(FunnelStep.parse(step.strip()) for step in steps.split(","))
+        funnels.append(Funnel(name.strip(), parsed, int(window) * 1000))
+    return tuple(funnels)
 
 
 class SettingsError(ValueError):

@@ -7,6 +7,7 @@ shards, so it rewrites the same numbers instead of adding them twice.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from state.snapshots import decode_snapshot, encode_snapshot
 SNAPSHOT_VERSION = 1
 
 
+@functools.lru_cache(maxsize=8192)
 def minute_label(minute_ms: int) -> str:
     """The UTC minute as it appears in key names: ``2026-01-15T08:01``."""
     return datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")

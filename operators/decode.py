@@ -38,6 +38,8 @@ class DecodedBatch(msgspec.Struct, frozen=True, gc=False):
 
     by_shard: dict[str, list[Arrival]]
     dead_letters: list[DeadLetter]
+    progress: dict[str, int] = {}
+    """Newest event time of this batch per input partition ``<source>#<partition>``."""
 
 
 class BatchDecoder:
@@ -70,6 +72,7 @@ class BatchDecoder:
         failed_at = ingest.isoformat()
         by_shard: dict[str, list[Arrival]] = {}
         dead: list[DeadLetter] = []
+        progress: dict[tuple[str, int], int] = {}
         decode = self._decoder.decode
         shard_count = self._shard_count
         shard_names = self._shard_names
@@ -113,11 +116,18 @@ class BatchDecoder:
                 if problem is not None:
                     dead.append(_dead(message, "validate", "ContractViolation", problem, failed_at))
                     continue
-            identity = customer_id if customer_id is not None else event.device_id or ""
-            shard = shard_names[crc32(identity.encode()) % shard_count]
+            # By device where there is one: a device's anonymous events and its logins must
+            # meet in one shard to be stitched.
+            device_id = event.device_id
+            routing = device_id if device_id is not None else customer_id or ""
+            shard = shard_names[crc32(routing.encode()) % shard_count]
+            event_ms = int(event.event_time.timestamp() * 1000)
+            where = (message.source, message.partition)
+            if event_ms > progress.get(where, -(2**62)):
+                progress[where] = event_ms
             arrival = Arrival(
                 event,
-                int(event.event_time.timestamp() * 1000),
+                event_ms,
                 message.source,
                 message.partition,
                 message.offset,
@@ -128,7 +138,11 @@ class BatchDecoder:
                 by_shard[shard] = [arrival]
             else:
                 bucket.append(arrival)
-        return DecodedBatch(by_shard, dead)
+        return DecodedBatch(
+            by_shard,
+            dead,
+            {f"{source}#{partition}": ms for (source, partition), ms in progress.items()},
+        )
 
 
 def _dead(

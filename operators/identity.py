@@ -14,6 +14,7 @@ Events are handled as ``(event_ms, event_id)`` pairs so that equal times order b
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable
 
 import msgspec
@@ -65,14 +66,22 @@ class DeviceIdentities:
 
     def add(self, events: Iterable[DeviceEvent]) -> None:
         """Record events of this device (any order, duplicates already removed)."""
-        state = self.state
         for event in events:
-            key = (event.event_ms, event.event_id)
-            if event.is_login and event.customer_id is not None:
-                bisect.insort(state.logins, (event.event_ms, event.event_id, event.customer_id))
-            bisect.insort(state.times, key)
-            if event.customer_id is None:
-                bisect.insort(state.pending, key)
+            self.record(event.event_ms, event.event_id, event.customer_id, event.is_login)
+
+    def record(self, event_ms: int, event_id: str, customer_id: str | None, is_login: bool) -> None:
+        """Record one event of this device."""
+        state = self.state
+        key = (event_ms, event_id)
+        if is_login and customer_id is not None:
+            bisect.insort(state.logins, (event_ms, event_id, customer_id))
+        times = state.times
+        if not times or key > times[-1]:
+            times.append(key)
+        else:
+            bisect.insort(times, key)
+        if customer_id is None:
+            bisect.insort(state.pending, key)
 
     def known_customer(self, event_ms: int, event_id: str) -> str | None:
         """The customer of the latest login at or before this moment, as known now."""
@@ -95,7 +104,7 @@ class DeviceIdentities:
             else:
                 decided.append(Resolved(event_id, event_ms, identity))
         state.pending = keep
-        self._prune(watermark_ms)
+        self.prune(watermark_ms)
         return decided
 
     def _decide(self, event_ms: int, event_id: str, watermark_ms: int) -> str | None:
@@ -119,7 +128,8 @@ class DeviceIdentities:
             return device_identity(self.device_id)
         return None
 
-    def _prune(self, watermark_ms: int) -> None:
+    def prune(self, watermark_ms: int) -> None:
+        """Drop event times and logins that no decision can need any more."""
         state = self.state
         # A chain runs forward from its event: times are needed from the oldest undecided event,
         # or from the watermark, where the next on-time event may arrive.
@@ -134,7 +144,123 @@ class DeviceIdentities:
         if index > 1:
             del state.logins[: index - 1]
 
+    def next_check_ms(self, watermark_ms: int) -> int:
+        """When :meth:`resolve` may next decide something without a new event on the device."""
+        state = self.state
+        if not state.pending:
+            return 2**62
+        oldest = state.pending[0][0]
+        if oldest > watermark_ms:
+            return oldest
+        # Undecided at the watermark: waiting for a login, or for the quiet gap to pass.
+        return state.times[-1][0] + self.gap_ms + 1
+
     @property
     def idle(self) -> bool:
         """Nothing undecided: the device's state is only its last login (or nothing)."""
         return not self.state.pending
+
+
+class ShardIdentitiesSnapshot(msgspec.Struct, frozen=True):
+    """Recoverable identity state of a shard's devices."""
+
+    devices: dict[str, DeviceState]
+    last_seen: dict[str, int]
+
+
+class ShardIdentities:
+    """The identity resolvers of every device of a shard, freed when a device goes idle."""
+
+    def __init__(
+        self, gap_ms: int, idle_ms: int, snapshot: ShardIdentitiesSnapshot | None = None
+    ) -> None:
+        """Create the resolvers.
+
+        Args:
+            gap_ms: the session gap (also the stitching gap).
+            idle_ms: a device with nothing undecided and no event for this long (event time)
+                is forgotten, its last login with it.
+            snapshot: from :meth:`snapshot`.
+        """
+        self._gap_ms = gap_ms
+        self._idle_ms = idle_ms
+        self.devices: dict[str, DeviceIdentities] = {}
+        self._last_seen: dict[str, int] = {}
+        self._touched: set[str] = set()
+        self._due: list[tuple[int, str]] = []
+        """(when a device may next be decidable, device) for devices with undecided events."""
+        self._freed_at = -(2**62)
+        self._watermark_ms = -(2**62)
+        if snapshot is not None:
+            self.devices = {
+                d: DeviceIdentities(d, gap_ms, state) for d, state in snapshot.devices.items()
+            }
+            self._last_seen = dict(snapshot.last_seen)
+            self._touched = {d for d, state in snapshot.devices.items() if state.pending}
+
+    def add(
+        self,
+        device_id: str,
+        event_ms: int,
+        event_id: str,
+        customer_id: str | None,
+        is_login: bool,
+    ) -> None:
+        """Record one event of a device."""
+        device = self.devices.get(device_id)
+        if device is None:
+            device = self.devices[device_id] = DeviceIdentities(device_id, self._gap_ms)
+        device.record(event_ms, event_id, customer_id, is_login)
+        if customer_id is None or device.state.pending:
+            self._touched.add(device_id)
+        elif len(device.state.times) > 64:
+            # A logged-in device is not resolved every batch; keep its history short here.
+            device.prune(self._watermark_ms)
+        if event_ms > self._last_seen.get(device_id, -(2**62)):
+            self._last_seen[device_id] = event_ms
+
+    def resolve(self, watermark_ms: int, *, everything: bool = False) -> list[Resolved]:
+        """Decide what the watermark allows on the devices with undecided events."""
+        self._watermark_ms = max(self._watermark_ms, watermark_ms)
+        due = self._due
+        candidates = set(self.devices) if everything else self._touched
+        while due and due[0][0] <= watermark_ms:
+            candidates.add(heapq.heappop(due)[1])
+        decided: list[Resolved] = []
+        for name in candidates:
+            device = self.devices.get(name)
+            if device is None or not device.state.pending:
+                continue
+            decided.extend(device.resolve(watermark_ms))
+            if device.state.pending:
+                heapq.heappush(due, (device.next_check_ms(watermark_ms), name))
+        self._touched = set()
+        return decided
+
+    def oldest_pending_ms(self) -> int | None:
+        """Event time of the oldest undecided event of the shard."""
+        oldest = [d.state.pending[0][0] for d in self.devices.values() if d.state.pending]
+        return min(oldest) if oldest else None
+
+    def free_idle(self, watermark_ms: int) -> int:
+        """Forget devices idle for longer than the idle time; return how many."""
+        # A full pass at most once per minute of event time.
+        if watermark_ms - self._freed_at < 60_000:
+            return 0
+        self._freed_at = watermark_ms
+        cutoff = watermark_ms - self._idle_ms
+        idle = [
+            name
+            for name, seen in self._last_seen.items()
+            if seen < cutoff and not self.devices[name].state.pending
+        ]
+        for name in idle:
+            del self.devices[name]
+            del self._last_seen[name]
+        return len(idle)
+
+    def snapshot(self) -> ShardIdentitiesSnapshot:
+        """The state as a struct of the live objects: encode it at once (it is not a copy)."""
+        return ShardIdentitiesSnapshot(
+            {name: d.state for name, d in self.devices.items()}, self._last_seen
+        )

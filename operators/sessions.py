@@ -22,13 +22,27 @@ def session_id(identity: str, first_ms: int, first_event_id: str) -> str:
 
 
 class SessionEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, order=True):
-    """What a session keeps of one event (ordered by time, then id)."""
+    """What the journeys keep of one event (ordered by time, then id, which are unique)."""
 
     event_ms: int
     event_id: str
     event_type: str
-    screen: str | None = None
+    channel: str = "web"
     device_id: str | None = None
+    customer_id: str | None = None
+    """As sent: None for an anonymous event, whatever identity it was given."""
+    app: str | None = None
+    app_version: str | None = None
+    os: str | None = None
+    screen: str | None = None
+    element: str | None = None
+    form: str | None = None
+    error_code: str | None = None
+
+    @property
+    def in_session(self) -> bool:
+        """App events (mobile, web) make sessions; ATM, branch and core events do not."""
+        return self.channel in ("mobile", "web")
 
 
 class ClosedSession(msgspec.Struct, frozen=True, gc=False):

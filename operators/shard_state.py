@@ -1,5 +1,9 @@
-"""Per-shard state: dedupe by event_id with bounded memory, the shard's watermark, and the
-per-batch figures handed on to the aggregates and the archive.
+"""Per-shard state: dedupe by event_id with bounded memory, the shard's watermark, the identity
+of each event (stitching anonymous starts to logins, per device), and the per-batch figures
+handed on to the aggregates, the journeys and the archive.
+
+Shards are keyed by device (or by customer for events without a device), so that every event
+of a device meets its logins in one place.
 
 A shard holds many customers; the unit of work is one batch of a shard's events, so the Python
 work per event is a few dict operations.
@@ -7,21 +11,30 @@ work per event is a few dict operations.
 
 from __future__ import annotations
 
+import functools
+import operator
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 
 import msgspec
 
+from operators.clock import PartitionClock
+from operators.identity import ShardIdentities, ShardIdentitiesSnapshot
+from operators.sessions import SessionEvent
+from state.contract import Event
 from state.records import Arrival
-from state.snapshots import decode_snapshot, encode_snapshot
+from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 MINUTE_MS = 60_000
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 # Where a shard's outputs go: the aggregate families and the archive.
 EVENTS_PER_MINUTE = "events_per_minute"
 PIPELINE = "pipeline"
 ARCHIVE = "archive"
+
+_event_ms = operator.attrgetter("event_ms")
 
 MinuteCounts = dict[int, dict[str, int]]
 """Event counts by minute (epoch ms of the minute's start) and event_type."""
@@ -33,6 +46,77 @@ class ShardConfig(msgspec.Struct, frozen=True):
     allowed_lateness_ms: int
     dedupe_window_ms: int
     dedupe_max_ids: int
+    session_gap_ms: int = 30 * 60_000
+    device_idle_ms: int = 24 * 3600_000
+    journey_shards: int = 128
+    partition_idle_ms: int = 3600_000
+    input_positions: tuple[str, ...] = ()
+    """Every input partition (``<source>#<partition>``), when known: until each has reported,
+    nothing is late."""
+
+
+JourneyItem = tuple[str, int, SessionEvent]
+"""(identity, the sending shard's watermark, event): what the journeys receive."""
+
+
+class ShardInput(msgspec.Struct, frozen=True, gc=False):
+    """One decoded batch's share for a shard: its events, and the input's progress.
+
+    Every shard gets the progress of every batch, even with no events of its own, so that all
+    shards share one view of how far each input partition has got.
+    """
+
+    arrivals: list[Arrival]
+    progress: dict[str, int]
+
+
+class _ShardSnapshotV1(msgspec.Struct, frozen=True):
+    version: int
+    max_event_ms: int
+    seen: dict[str, int]
+
+
+def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
+    """Version 1 (the skeleton) had dedupe only: its devices start with no known login."""
+    if version != 1:
+        msg = f"ShardSnapshot version {version!r} cannot be restored (this code reads 1 and 2)"
+        raise SnapshotVersionError(msg)
+    old = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV1)
+    return ShardSnapshot(
+        SNAPSHOT_VERSION,
+        old.max_event_ms,
+        old.seen,
+        ShardIdentitiesSnapshot({}, {}),
+        {},
+        # Its watermark carries over until real partitions have been seen for an idle bound.
+        {"migrated-from-v1": old.max_event_ms},
+    )
+
+
+@functools.lru_cache(maxsize=65_536)
+def journey_shard_name(identity: str, shard_count: int) -> str:
+    """The state key of the journeys shard that holds an identity's sessions."""
+    return f"journey-{zlib.crc32(identity.encode()) % shard_count:04d}"
+
+
+def session_event(event: Event, event_ms: int) -> SessionEvent:
+    """What the journeys need of an event."""
+    error_code = event.properties.get("error_code") if event.event_type == "error" else None
+    return SessionEvent(
+        event_ms,
+        event.event_id,
+        event.event_type,
+        event.channel,
+        event.device_id,
+        event.customer_id,
+        event.app,
+        event.app_version,
+        event.os,
+        event.screen,
+        event.element,
+        event.form,
+        None if error_code is None else str(error_code),
+    )
 
 
 class ShardSnapshot(msgspec.Struct, frozen=True):
@@ -42,6 +126,11 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
     max_event_ms: int
     seen: dict[str, int]
     """event_id → minute index (event_ms // 60000) of the first arrival."""
+    identities: ShardIdentitiesSnapshot
+    undecided: dict[str, SessionEvent]
+    """Anonymous events waiting for their identity, by event_id."""
+    partition_newest: dict[str, int] = {}
+    """Newest event time per input partition (see :mod:`operators.clock`)."""
 
 
 class ShardBatchResult(msgspec.Struct, gc=False):
@@ -51,6 +140,8 @@ class ShardBatchResult(msgspec.Struct, gc=False):
     pipeline: dict[str, int]
     archive_rows: dict[str, list[Arrival]]
     """Accepted events (including late ones) by input position ``<source>#<partition>``."""
+    journeys: dict[str, list[JourneyItem]]
+    """On-time events with their identity and input partition, by journeys shard."""
 
 
 class Shard:
@@ -62,30 +153,52 @@ class Shard:
         self.max_event_ms = -(2**62)
         self._seen: dict[str, int] = {}
         self._evicted_below = -(2**62)
+        self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
+        self._undecided: dict[str, SessionEvent] = {}
+        self.clock = PartitionClock(config.partition_idle_ms, expected=config.input_positions)
         if snapshot is not None:
             self._restore(snapshot)
 
     @property
     def watermark_ms(self) -> int:
-        """Newest event time seen minus the allowed lateness: anything older is late."""
-        return self.max_event_ms - self._config.allowed_lateness_ms
+        """The low watermark of the input partitions minus the allowed lateness.
+
+        Anything older is late. With one partition this is PRODUCT.md's "newest event time
+        seen minus the allowed lateness".
+        """
+        return self.clock.low_ms() - self._config.allowed_lateness_ms
 
     @property
     def remembered_ids(self) -> int:
         """How many event ids the dedupe currently remembers."""
         return len(self._seen)
 
-    def process(self, arrivals: Iterable[Arrival]) -> ShardBatchResult:
-        """Take one batch of this shard's events, in arrival order."""
+    def process(
+        self, arrivals: Iterable[Arrival], progress: dict[str, int] | None = None
+    ) -> ShardBatchResult:
+        """Take one batch of this shard's events.
+
+        The batch is handled in event-time order: it mixes several input partitions, each read
+        a batch at a time, so arrival order within it says nothing about time. (Sorting is
+        stable, so repeats of one event_id keep their arrival order.) Lateness is judged
+        against the watermark as it stood at the start of the batch; ``progress`` (newest event
+        time per input partition in this batch) moves it afterwards.
+        """
+        arrivals = sorted(arrivals, key=_event_ms)
         seen = self._seen
         counted: list[tuple[int, str]] = []
         archive_rows: dict[str, list[Arrival]] = {}
-        lateness = self._config.allowed_lateness_ms
-        max_ms = self.max_event_ms
+        clock = self.clock
+        watermark = self.watermark_ms
         valid = duplicates = late = 0
         last_source = ""
         last_partition = -1
         last_rows: list[Arrival] = []
+        position = ""
+        journeys: dict[str, list[JourneyItem]] = {}
+        journey_shards = self._config.journey_shards
+        identities = self.identities
+        undecided = self._undecided
         for arrival in arrivals:
             event = arrival.event
             event_id = event.event_id
@@ -96,17 +209,41 @@ class Shard:
             minute = event_ms // MINUTE_MS
             seen[event_id] = minute
             valid += 1
-            if event_ms < max_ms - lateness:
-                late += 1
-            else:
-                counted.append((minute, event.event_type))
-                if event_ms > max_ms:
-                    max_ms = event_ms
             if arrival.partition != last_partition or arrival.source != last_source:
                 last_source, last_partition = arrival.source, arrival.partition
-                last_rows = archive_rows.setdefault(f"{last_source}#{last_partition}", [])
+                position = f"{last_source}#{last_partition}"
+                last_rows = archive_rows.setdefault(position, [])
             last_rows.append(arrival)
-        self.max_event_ms = max_ms
+            if event_ms < watermark:
+                late += 1
+                continue
+            counted.append((minute, event.event_type))
+            if progress is None:
+                clock.observe(position, event_ms)
+            journey_event = session_event(event, event_ms)
+            customer_id = event.customer_id
+            if event.device_id is not None:
+                is_login = event.event_type == "login"
+                identities.add(event.device_id, event_ms, event_id, customer_id, is_login)
+            if customer_id is not None:
+                journeys.setdefault(journey_shard_name(customer_id, journey_shards), []).append(
+                    (customer_id, watermark, journey_event)
+                )
+            else:
+                undecided[event_id] = journey_event
+        for where, newest in (progress or {}).items():
+            clock.observe(where, newest)
+        self.max_event_ms = clock.max_ms
+        watermark = self.watermark_ms
+        for decided in identities.resolve(watermark):
+            journey_event = undecided.pop(decided.event_id)
+            journeys.setdefault(journey_shard_name(decided.identity, journey_shards), []).append(
+                (decided.identity, watermark, journey_event)
+            )
+        for items in journeys.values():
+            for index, (identity, _, journey_event) in enumerate(items):
+                items[index] = (identity, watermark, journey_event)
+        identities.free_idle(watermark)
         minute_counts: MinuteCounts = {}
         for (minute, event_type), n in Counter(counted).items():
             per_type = minute_counts.get(minute * MINUTE_MS)
@@ -116,7 +253,16 @@ class Shard:
                 per_type[event_type] = n
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
-        return ShardBatchResult(minute_counts, pipeline, archive_rows)
+        return ShardBatchResult(minute_counts, pipeline, archive_rows, journeys)
+
+    def flush_identities(self) -> dict[str, list[JourneyItem]]:
+        """At the end of a bounded input: decide every undecided event as if time ran on."""
+        journeys: dict[str, list[JourneyItem]] = {}
+        for decided in self.identities.resolve(2**62, everything=True):
+            name = journey_shard_name(decided.identity, self._config.journey_shards)
+            journey_event = self._undecided.pop(decided.event_id)
+            journeys.setdefault(name, []).append((decided.identity, 2**62, journey_event))
+        return journeys
 
     def _evict(self) -> None:
         """Forget ids older than the dedupe window, then the oldest ones over the cap.
@@ -124,7 +270,8 @@ class Shard:
         Runs a full pass only when the window's start moves to a new minute or the cap is
         exceeded, so its cost is spread thin over the events.
         """
-        cutoff = (self.max_event_ms - self._config.dedupe_window_ms) // MINUTE_MS
+        # From the slowest active partition: a lagging partition's repeats are still caught.
+        cutoff = (self.clock.low_ms() - self._config.dedupe_window_ms) // MINUTE_MS
         cap = self._config.dedupe_max_ids
         if len(self._seen) > cap:
             per_minute = sorted(Counter(self._seen.values()).items(), reverse=True)
@@ -140,9 +287,25 @@ class Shard:
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state (msgpack bytes, versioned)."""
-        return encode_snapshot(ShardSnapshot(SNAPSHOT_VERSION, self.max_event_ms, self._seen))
+        return encode_snapshot(
+            ShardSnapshot(
+                SNAPSHOT_VERSION,
+                self.max_event_ms,
+                self._seen,
+                self.identities.snapshot(),
+                self._undecided,
+                self.clock.newest,
+            )
+        )
 
     def _restore(self, snapshot: bytes) -> None:
-        state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION)
+        state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION, migrate=_migrate)
         self.max_event_ms = state.max_event_ms
         self._seen = dict(state.seen)
+        self.identities = ShardIdentities(
+            self._config.session_gap_ms, self._config.device_idle_ms, state.identities
+        )
+        self._undecided = dict(state.undecided)
+        self.clock = PartitionClock(
+            self._config.partition_idle_ms, state.partition_newest, self._config.input_positions
+        )

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from state.records import HashWrite, RedisWrite, StreamEntry
+from state.records import HashWrite, RedisWrite, StreamEntry, ZSetWrite
 
 _STREAM_ID_TAKEN = "equal or smaller than the target stream top item"
 
@@ -28,6 +28,12 @@ def apply_writes(client: redis.Redis, writes: Iterable[RedisWrite]) -> int:
         if isinstance(write, HashWrite):
             if write.fields:
                 pipe.hset(write.key, mapping=write.fields)  # type: ignore[arg-type]
+                if write.expire_s is not None:
+                    pipe.expire(write.key, write.expire_s)
+                count += 1
+        elif isinstance(write, ZSetWrite):
+            if write.scores:
+                pipe.zadd(write.key, write.scores)
                 if write.expire_s is not None:
                     pipe.expire(write.key, write.expire_s)
                 count += 1

@@ -79,7 +79,15 @@ class StreamEntry(msgspec.Struct, frozen=True, gc=False):
     max_len: int | None = None
 
 
-RedisWrite = HashWrite | StreamEntry
+class ZSetWrite(msgspec.Struct, frozen=True, gc=False):
+    """Set members of a Redis sorted set to absolute scores (a ranking)."""
+
+    key: str
+    scores: dict[str, int]
+    expire_s: int | None = None
+
+
+RedisWrite = HashWrite | StreamEntry | ZSetWrite
 
 
 class ArchiveObject(msgspec.Struct, frozen=True, gc=False):

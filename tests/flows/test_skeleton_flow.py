@@ -68,6 +68,7 @@ def run(items: list[Any], recovery: RecoveryConfig | None = None) -> tuple[list[
         redis_sink=TestingSink(redis_out),
         archive_sink=TestingSink(archive_out),
         dead_letter_sink=TestingSink(dead_out),
+        segments=lambda customer_ids: dict.fromkeys(customer_ids, "retail"),
     )
     run_main(flow, epoch_interval=timedelta(0), recovery_config=recovery)
     return redis_out, archive_out, dead_out

@@ -21,9 +21,15 @@ def redis_dump(client: redis.Redis, prefix: str) -> dict[str, Any]:
     redis_any: Any = client
     for raw_key in redis_any.scan_iter(match=f"{prefix}:*", count=1000):
         key = raw_key.decode()
+        if key.startswith(f"{prefix}:customers:"):
+            continue  # the customer store: binary profiles, not figures
         kind = redis_any.type(raw_key).decode()
         if kind == "hash":
             dump[key] = {k.decode(): v.decode() for k, v in redis_any.hgetall(raw_key).items()}
+        elif kind == "zset":
+            dump[key] = [
+                (m.decode(), s) for m, s in redis_any.zrange(raw_key, 0, -1, withscores=True)
+            ]
         elif kind == "stream":
             dump[key] = [
                 (entry_id.decode(), {k.decode(): v.decode() for k, v in fields.items()})

@@ -171,14 +171,19 @@ def test_a_bad_message_does_not_stop_the_rest_of_the_batch() -> None:
     assert len(result.dead_letters) == 1
 
 
-def test_events_are_grouped_by_a_stable_shard_of_customer_or_device() -> None:
+def test_events_are_grouped_by_a_stable_shard_of_device_else_customer() -> None:
     decoder = BatchDecoder(shard_count=16, max_event_bytes=16_384)
     batch = [
         RawMessage("t", 0, 0, encode(event_id="a", customer_id="C42", device_id="D1")),
-        RawMessage("t", 0, 1, encode(event_id="b", customer_id=None, device_id="D9")),
-    ]
+        RawMessage("t", 0, 1, encode(event_id="b", customer_id=None, device_id="D1")),
+        RawMessage("t", 0, 2, encode(event_id="c", channel="core", customer_id="C42",
+                                     device_id=..., app=..., app_version=..., os=...,
+                                     os_version=...)),
+    ]  # fmt: skip
     result = decoder.decode(batch)
-    assert result.by_shard[shard_name(shard_of("C42", 16))][0].event.event_id == "a"
-    assert result.by_shard[shard_name(shard_of("D9", 16))][0].event.event_id == "b"
+    # A device's logged-in and anonymous events meet in one shard, so they can be stitched.
+    on_device = result.by_shard[shard_name(shard_of("D1", 16))]
+    assert [a.event.event_id for a in on_device] == ["a", "b"]
+    assert result.by_shard[shard_name(shard_of("C42", 16))][0].event.event_id == "c"
     # CRC-32 of the id: the same shard in every process, unlike Python's salted hash().
     assert shard_of("C42", 16) == zlib.crc32(b"C42") % 16

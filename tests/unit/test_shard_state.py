@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from operators.shard_state import MINUTE_MS, Shard, ShardConfig
-from state.snapshots import SnapshotVersionError, encode_snapshot
+from state.snapshots import SnapshotVersionError
 from tests.support.events import BASE, arrival
 
 CONFIG = ShardConfig(allowed_lateness_ms=300_000, dedupe_window_ms=3_600_000, dedupe_max_ids=1000)
@@ -65,44 +66,70 @@ def test_a_snapshot_restores_the_same_decisions() -> None:
 
 
 def test_a_snapshot_of_an_unknown_version_is_refused() -> None:
-    from operators.shard_state import ShardSnapshot
-
-    old = encode_snapshot(ShardSnapshot(version=0, max_event_ms=0, seen={}))
+    unknown = msgspec.msgpack.encode({"version": 0, "max_event_ms": 0, "seen": {}})
     with pytest.raises(SnapshotVersionError, match="version 0"):
-        Shard(CONFIG, old)
+        Shard(CONFIG, unknown)
+
+
+def test_a_version_1_snapshot_keeps_its_dedupe_and_watermark() -> None:
+    """The skeleton's stores (version 1) resume with the journeys' state empty."""
+    v1 = msgspec.msgpack.encode(
+        {"version": 1, "max_event_ms": BASE_MINUTE + 600_000, "seen": {"a": BASE_MINUTE // 60_000}}
+    )
+    shard = Shard(CONFIG, v1)
+    result = shard.process([arrival("a", 5), arrival("b", 10)])
+    assert result.pipeline == {"valid": 1, "duplicates": 1, "late": 1}
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3600)), min_size=1, max_size=200),
+    st.lists(st.integers(0, 40), min_size=1, max_size=200),
+    st.dictionaries(st.integers(0, 40), st.integers(0, 3600), min_size=41, max_size=41),
     st.integers(1, 20),
 )
-def test_dedupe_and_lateness_match_a_reference(events: list[tuple[int, int]], cut: int) -> None:
+def test_dedupe_and_lateness_match_a_reference(
+    idents: list[int], seconds_of: dict[int, int], cut: int
+) -> None:
     """Any order, any batching: counted + late + duplicates add up as the definitions say."""
     shard = Shard(CONFIG)
-    arrivals = [
-        arrival(f"e{ident}", seconds, offset=i) for i, (ident, seconds) in enumerate(events)
-    ]
+    arrivals = [arrival(f"e{ident}", seconds_of[ident], offset=i) for i, ident in enumerate(idents)]
     totals = {"valid": 0, "duplicates": 0, "late": 0}
     counted = 0
-    for start in range(0, len(arrivals), cut):
-        result = shard.process(arrivals[start : start + cut])
+    batches = [arrivals[start : start + cut] for start in range(0, len(arrivals), cut)]
+    for batch in batches:
+        result = shard.process(batch)
         for name, n in result.pipeline.items():
             totals[name] += n
         counted += sum(sum(c.values()) for c in result.minute_counts.values())
-    # Reference: first arrival of each id; late = older than max seen so far minus lateness.
+    # Reference: first arrival of each id; late = older than the newest on-time event seen in
+    # earlier batches minus the lateness (one input partition).
     seen: set[str] = set()
-    newest = None
+    newest: int | None = None
     expected = {"valid": 0, "duplicates": 0, "late": 0}
-    for a in arrivals:
-        if a.event.event_id in seen:
-            expected["duplicates"] += 1
-            continue
-        seen.add(a.event.event_id)
-        expected["valid"] += 1
-        if newest is not None and a.event_ms < newest - 300_000:
-            expected["late"] += 1
-        else:
-            newest = a.event_ms if newest is None else max(newest, a.event_ms)
+    for batch in batches:
+        watermark = None if newest is None else newest - 300_000
+        for a in batch:
+            if a.event.event_id in seen:
+                expected["duplicates"] += 1
+                continue
+            seen.add(a.event.event_id)
+            expected["valid"] += 1
+            if watermark is not None and a.event_ms < watermark:
+                expected["late"] += 1
+            else:
+                newest = a.event_ms if newest is None else max(newest, a.event_ms)
     assert totals == expected
     assert counted == expected["valid"] - expected["late"]
+
+
+def test_a_lagging_partition_is_not_late_while_it_is_active() -> None:
+    """Catching up on a backlog: one partition hours ahead does not make the other late."""
+    shard = Shard(CONFIG)
+    shard.process([arrival("a0", 0, partition=0), arrival("b0", 0, partition=1)])
+    shard.process([arrival("a1", 50 * 60, partition=0)])  # partition 0 is 50 minutes ahead
+    result = shard.process([arrival("b1", 60, partition=1)])
+    assert result.pipeline == {"valid": 1, "duplicates": 0, "late": 0}
+    result = shard.process([arrival("b-late", 0, partition=1), arrival("b2", 700, partition=1)])
+    assert result.pipeline["late"] == 0  # 0 s is within 5 min of partition 1's newest (60 s)
+    result = shard.process([arrival("b-too-late", 1, partition=1)])
+    assert result.pipeline["late"] == 1  # partition 1 is at 700 s now

@@ -1,0 +1,242 @@
+"""The customer reference store: the core-banking extract in Redis, read by the job.
+
+Layout (under the job's Redis prefix, see docs/customer-store.md):
+
+- ``<prefix>:customers:current`` - a string, the live version (``v<N>``);
+- ``<prefix>:customers:<version>:b<bucket>`` - hashes, customer_id → msgpack profile, 1,024
+  buckets per version (so no single key grows huge and no key per customer is needed).
+
+A load writes a new version completely, then switches ``current`` with one SET, then removes
+the old version: a reader never sees a half-loaded set.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+import redis
+
+BUCKETS = 1024
+UNKNOWN_SEGMENT = "unknown"
+KNOWN_COLUMNS = ("customer_id", "segment", "sms_consent", "phone", "first_name", "products")
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+class CustomerProfile(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """What the core-banking extract says about a customer."""
+
+    customer_id: str
+    segment: str = UNKNOWN_SEGMENT
+    sms_consent: bool | None = None
+    """None when the extract does not say: treated as no consent (fail closed)."""
+    phone: str | None = None
+    first_name: str | None = None
+    products: tuple[str, ...] = ()
+    extra: dict[str, str] = {}
+
+
+class LoadReport(msgspec.Struct):
+    """The outcome of a load."""
+
+    version: str
+    rows: int = 0
+    bad_rows: int = 0
+    problems: list[str] = []
+    seconds: float = 0.0
+
+
+class ExtractError(ValueError):
+    """The extract cannot be loaded at all (for example it has no customer_id column)."""
+
+
+def current_key(prefix: str) -> str:
+    """The key naming the live version."""
+    return f"{prefix}:customers:current"
+
+
+def bucket_key(prefix: str, version: str, customer_id: str) -> str:
+    """The hash holding a customer's profile in a version."""
+    return f"{prefix}:customers:{version}:b{zlib.crc32(customer_id.encode()) % BUCKETS}"
+
+
+def parse_consent(text: str | None) -> tuple[bool | None, bool]:
+    """``(consent, ok)``: true/yes/1 and false/no/0 in any case; empty is unknown."""
+    if text is None or not text.strip():
+        return None, True
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True, True
+    if value in _FALSE:
+        return False, True
+    return None, False
+
+
+def parse_row(row: dict[str, Any]) -> CustomerProfile | str:
+    """A profile, or the reason the row is bad."""
+    customer_id = (row.get("customer_id") or "").strip()
+    if not customer_id:
+        return "customer_id is empty"
+    consent, ok = parse_consent(row.get("sms_consent"))
+    if not ok:
+        return f"sms_consent {row.get('sms_consent')!r} is not true/false/yes/no/1/0 or empty"
+    products = tuple(p.strip() for p in (row.get("products") or "").split(";") if p.strip())
+    extra = {k: str(v) for k, v in row.items() if k not in KNOWN_COLUMNS and v not in (None, "")}
+    return CustomerProfile(
+        customer_id,
+        (row.get("segment") or "").strip() or UNKNOWN_SEGMENT,
+        consent,
+        (row.get("phone") or None),
+        (row.get("first_name") or None),
+        products,
+        extra,
+    )
+
+
+def _batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    if path.suffix == ".parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        return
+    columns = pa_csv.open_csv(path).schema.names
+    reader = pa_csv.open_csv(
+        path,
+        read_options=pa_csv.ReadOptions(block_size=8 << 20),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={name: pa.string() for name in columns}, strings_can_be_null=False
+        ),
+    )
+    yield from reader
+
+
+def load_customers(
+    client: redis.Redis,
+    prefix: str,
+    path: Path,
+    *,
+    batch_rows: int = 50_000,
+    on_progress: Callable[[int], None] | None = None,
+) -> LoadReport:
+    """Load an extract (CSV or Parquet) as a new version and make it the live one.
+
+    Raises:
+        ExtractError: the file has no ``customer_id`` column.
+        FileNotFoundError: no such file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"customer extract not found: {path}")
+    started = time.monotonic()
+    version = f"v{client.incr(f'{prefix}:customers:version_seq')}"
+    report = LoadReport(version)
+    encode = msgspec.msgpack.encode
+    line = 1  # the header is line 1 of a CSV
+    for batch in _batches(path, batch_rows):
+        if "customer_id" not in batch.schema.names:
+            _drop_version(client, prefix, version)
+            msg = f"{path} has no customer_id column (columns: {', '.join(batch.schema.names)})"
+            raise ExtractError(msg)
+        pipe = client.pipeline(transaction=False)
+        for row in batch.to_pylist():
+            line += 1
+            parsed = parse_row({k: None if v is None else str(v) for k, v in row.items()})
+            if isinstance(parsed, str):
+                report.bad_rows += 1
+                if len(report.problems) < 20:
+                    report.problems.append(f"row {line}: {parsed}")
+                continue
+            pipe.hset(
+                bucket_key(prefix, version, parsed.customer_id), parsed.customer_id, encode(parsed)
+            )
+            report.rows += 1
+        pipe.execute()
+        if on_progress is not None:
+            on_progress(batch.num_rows)
+    previous = client.get(current_key(prefix))
+    client.set(current_key(prefix), version)
+    if previous is not None and previous.decode() != version:  # type: ignore[union-attr]
+        _drop_version(client, prefix, previous.decode())  # type: ignore[union-attr]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _drop_version(client: redis.Redis, prefix: str, version: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}:customers:{version}:b*", count=1000))
+    for start in range(0, len(keys), 500):
+        client.unlink(*keys[start : start + 500])
+
+
+class CustomerProfiles:
+    """Reads profiles in batches with a bounded cache; notices a new version and drops it."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        cache_size: int = 200_000,
+        version_check_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create a reader for the store under ``prefix``."""
+        self._client = client
+        self._prefix = prefix
+        self._cache: OrderedDict[str, CustomerProfile] = OrderedDict()
+        self._cache_size = cache_size
+        self._check_s = version_check_s
+        self._clock = clock
+        self._version: str | None = None
+        self._checked_at = -float("inf")
+        self._decode = msgspec.msgpack.Decoder(CustomerProfile).decode
+
+    @property
+    def cached(self) -> int:
+        """Profiles held in memory."""
+        return len(self._cache)
+
+    def get_many(self, customer_ids: Iterable[str]) -> dict[str, CustomerProfile]:
+        """Profiles of these customers; unknown ones get segment ``unknown`` and no consent."""
+        self._check_version()
+        wanted = list(dict.fromkeys(customer_ids))
+        found: dict[str, CustomerProfile] = {}
+        missing = []
+        for customer_id in wanted:
+            profile = self._cache.get(customer_id)
+            if profile is None:
+                missing.append(customer_id)
+            else:
+                self._cache.move_to_end(customer_id)
+                found[customer_id] = profile
+        if missing:
+            fetched: list[Any] = []
+            if self._version is not None:
+                pipe = self._client.pipeline(transaction=False)
+                for customer_id in missing:
+                    pipe.hget(bucket_key(self._prefix, self._version, customer_id), customer_id)
+                fetched = pipe.execute()
+            else:
+                fetched = [None] * len(missing)
+            for customer_id, raw in zip(missing, fetched, strict=True):
+                profile = self._decode(raw) if raw is not None else CustomerProfile(customer_id)
+                found[customer_id] = profile
+                self._cache[customer_id] = profile
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return found
+
+    def _check_version(self) -> None:
+        now = self._clock()
+        if now - self._checked_at < self._check_s:
+            return
+        self._checked_at = now
+        raw: Any = self._client.get(current_key(self._prefix))
+        version = None if raw is None else raw.decode()
+        if version != self._version:
+            self._version = version
+            self._cache.clear()

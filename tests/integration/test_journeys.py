@@ -1,0 +1,103 @@
+"""A simulated day through the real Kafka and Redis: every journey figure checked against the
+definitions computed independently from the input, after a SIGKILL and a resume mid-stream."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from sources.customer_sample import write_sample_extract
+from sources.kafka import ensure_topics
+from sources.simulator import SimulationConfig, customers, generate
+from sources.simulator_output import KafkaWriter
+from state.customer_store import load_customers
+from tests.conftest import Services
+from tests.recovery.test_kill_resume import accepted, wait_for
+from tests.support.job import run_job, start_job
+from tests.support.journey_reference import figures
+from tests.support.readback import redis_dump
+from tests.support.reference import expected_from
+
+JOURNEY_FAMILIES = (":day:", ":minute:journeys:")
+
+
+def test_a_simulated_day_gives_exact_figures_across_a_crash(
+    services: Services, tmp_path: Path
+) -> None:
+    # A day at 2 events/s is sparse: a poll of 5,000 messages per partition would span hours
+    # of event time, more than the partition idle bound. 200 per poll spans minutes, as a
+    # 5,000-message poll does at a real bank's rate.
+    settings = services.settings.model_copy(
+        update={"epoch_interval_s": 1.0, "kafka_batch_size": 200}
+    )
+    topic = settings.events_topics[0]
+    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    config = SimulationConfig(
+        customers=2500, rate=2.0, duration_s=86_400, seed=4242,
+        duplicate_rate=0.01, malformed_rate=0.005, late_rate=0.01, late_max_s=60,
+    )  # fmt: skip
+    extract = tmp_path / "customers.csv"
+    write_sample_extract(extract, config)
+    load_customers(services.redis, settings.redis_prefix, extract)
+    segment_of = {c.customer_id: c.segment for c in customers(config)}
+
+    messages = list(generate(config))
+    cut = int(len(messages) * 0.4)
+    recovery = tmp_path / "recovery"
+    log = tmp_path / "job.log"
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        for message in messages[:cut]:
+            writer.write(message)
+    job = start_job(settings, "kafka", recovery, log)
+    try:
+        wait_for(lambda: accepted(services, settings) > cut // 3, 120, "the job to make progress")
+        time.sleep(2.5)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(30)
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        for message in messages[cut:]:
+            writer.write(message)
+    # The rest as a bounded run: at its end every open session is final.
+    run_job(settings, "kafka", recovery)
+
+    expected = figures(
+        expected_from([m.value for m in messages]).valid_unique, segment_of, settings.redis_prefix
+    )
+    dump = redis_dump(services.redis, settings.redis_prefix)
+    pipeline = dump[f"{settings.redis_prefix}:pipeline"]
+    assert int(pipeline["valid"]) == 172_800, (pipeline, log.read_text()[-2000:])
+    assert int(pipeline["late"]) == 0, pipeline
+    assert "late_for_sessions" not in pipeline, pipeline
+    assert len(expected.session_list) > 5000
+    assert any(s.identity.startswith("device:") for s in expected.session_list)
+
+    for key, fields in expected.hashes.items():
+        assert _ints(dump.get(key)) == dict(fields), key
+    for key, members in expected.zsets.items():
+        assert _ints(dump.get(key)) == dict(members), key
+    written = {
+        k
+        for k in dump
+        if any(f in k for f in JOURNEY_FAMILIES)
+        and not k.endswith(("conversion_rate", "completion_rate"))
+    }
+    assert written == set(expected.hashes) | set(expected.zsets)
+
+    for key, value in dump.items():
+        if key.endswith(":conversion_rate"):
+            base = key.removesuffix(":conversion_rate")
+            for field, rate in value.items():
+                sessions = expected.hashes[f"{base}:sessions"][field]
+                conversions = expected.hashes[f"{base}:conversions"][field]
+                assert abs(float(rate) - conversions / sessions) < 1e-6, (key, field)
+
+
+def _ints(value: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, list):  # a sorted set read back as (member, score) pairs
+        return {m: int(float(s)) for m, s in value}
+    return {k: int(v) for k, v in value.items()}

@@ -1,0 +1,153 @@
+"""Journeys figures: funnels, rage clicks, abandoned forms, closing, lateness and freed state."""
+
+from __future__ import annotations
+
+from operators.identity import ShardIdentities
+from operators.journeys import (
+    Funnel,
+    FunnelStep,
+    JourneyConfig,
+    Journeys,
+    abandoned_forms,
+    rage_clicks,
+)
+from operators.sessions import SessionEvent
+from operators.totals import HASH, ZSET, Totals
+
+MIN = 60_000
+T0 = 1_768_464_000_000  # 2026-01-15T08:00Z
+DAY = "2026-01-15"
+DAY_INDEX = T0 // 86_400_000
+
+
+def ev(
+    seconds: float,
+    event_id: str,
+    event_type: str = "screen_view",
+    screen: str | None = "dashboard",
+    **extra: str | None,
+) -> SessionEvent:
+    return SessionEvent(
+        T0 + int(seconds * 1000),
+        event_id,
+        event_type,
+        extra.pop("channel", None) or "mobile",
+        extra.pop("device_id", "D1"),
+        extra.pop("customer_id", "C1"),
+        "mobile-banking",
+        "5.0",
+        "Android",
+        screen,
+        extra.pop("element", None),
+        extra.pop("form", None),
+        extra.pop("error_code", None),
+    )
+
+
+LOAN = Funnel(
+    "loan",
+    tuple(FunnelStep.parse(s) for s in ("screen:loan", "event:form_start", "event:conversion")),
+    10 * MIN,
+)
+
+
+def test_a_funnel_counts_steps_in_order_within_the_window() -> None:
+    in_order = [ev(0, "a", screen="loan"), ev(60, "b", "form_start"), ev(120, "c", "conversion")]
+    assert LOAN.reached(in_order) == 3
+    wrong_order = [ev(0, "a", "form_start"), ev(60, "b", screen="loan"), ev(90, "c", "conversion")]
+    assert LOAN.reached(wrong_order) == 1
+    too_slow = [ev(0, "a", screen="loan"), ev(60, "b", "form_start"), ev(601, "c", "conversion")]
+    assert LOAN.reached(too_slow) == 2
+    second_try = [ev(0, "a", screen="loan"), ev(700, "b", screen="loan"),
+                  ev(760, "c", "form_start"), ev(800, "d", "conversion")]  # fmt: skip
+    assert LOAN.reached(second_try) == 3
+    assert LOAN.reached([ev(0, "a", screen="home")]) == 0
+
+
+def test_more_than_three_clicks_within_a_second_is_one_rage_click() -> None:
+    burst = [ev(i * 0.2, f"c{i}", "click", screen="pay", element="btn") for i in range(6)]
+    assert rage_clicks(burst) == ["pay|btn"]
+    three = [ev(i * 0.3, f"c{i}", "click", screen="pay", element="btn") for i in range(3)]
+    assert rage_clicks(three) == []
+    spread = [ev(i * 0.5, f"c{i}", "click", screen="pay", element="btn") for i in range(4)]
+    assert rage_clicks(spread) == []  # four clicks, but never four within one second
+
+
+def test_a_form_started_and_never_submitted_in_the_session_is_abandoned() -> None:
+    events = [ev(0, "a", "form_start", form="loan_form"), ev(5, "b", "form_start", form="card"),
+              ev(9, "c", "form_submit", form="card")]  # fmt: skip
+    assert abandoned_forms(events) == ["loan_form"]
+
+
+def journeys() -> Journeys:
+    return Journeys(JourneyConfig("cs", gap_ms=30 * MIN, allowed_lateness_ms=5 * MIN,
+                                  stitch_allowance_ms=5 * MIN, funnels=(LOAN,)))  # fmt: skip
+
+
+def item(identity: str, event: SessionEvent) -> tuple[str, int, SessionEvent]:
+    """As an identity shard sends it: with its watermark (here the event less 5 minutes)."""
+    return identity, event.event_ms - 5 * MIN, event
+
+
+def no_segments(ids: object) -> dict[str, str]:
+    return {"C1": "premium"}
+
+
+def test_a_session_closes_after_the_gap_and_its_figures_are_counted() -> None:
+    shard = journeys()
+    totals = Totals()
+    first = shard.process(
+        [item("C1", ev(0, "a", screen="loan")), item("C1", ev(30, "b", screen="pay")),
+         item("C1", ev(60, "c", "conversion", screen=None))], no_segments,
+    )  # fmt: skip
+    assert first.sessions == []
+    totals.apply([first.figures])
+    # Another customer's event 42 minutes later moves this shard's time past gap + waits.
+    later = shard.process(
+        [item("C2", ev(42 * 60, "z", screen="home", customer_id="C2"))], no_segments
+    )
+    [record] = later.sessions
+    assert (record.identity, record.event_count, record.converted) == ("C1", 3, True)
+    assert (record.exit_screen, record.segment) == ("pay", "premium")
+    totals.apply([later.figures])
+    assert totals.value(HASH, f"cs:day:{DAY}:by_segment:sessions", DAY_INDEX) == {"premium": 1}
+    assert totals.value(HASH, f"cs:day:{DAY}:by_segment:conversions", DAY_INDEX) == {"premium": 1}
+    assert totals.value(ZSET, f"cs:day:{DAY}:transitions", DAY_INDEX) == {"loan|pay": 1}
+    assert totals.value(ZSET, f"cs:day:{DAY}:top:exit_screens", DAY_INDEX) == {"pay": 1}
+    assert totals.value(HASH, f"cs:day:{DAY}:funnel:loan", DAY_INDEX) == {"step_1": 1}
+    assert totals.value(HASH, "cs:minute:journeys:2026-01-15T08:00", DAY_INDEX) == {
+        "active_customers": 1, "sessions_started": 1, "sessions_converted": 1,
+    }  # fmt: skip
+
+
+def test_an_event_that_would_join_a_closed_session_is_late_for_sessions() -> None:
+    shard = journeys()
+    shard.process([item("C1", ev(0, "a"))], no_segments)
+    shard.process([item("C2", ev(41 * 60, "z", customer_id="C2"))], no_segments)
+    result = shard.process([item("C1", ev(10 * 60, "late"))], no_segments)
+    assert result.pipeline == {"late_for_sessions": 1}
+    assert result.sessions == []
+
+
+def test_idle_customers_state_is_freed() -> None:
+    shard = journeys()
+    shard.process(
+        [item(f"C{i}", ev(i, f"e{i}", customer_id=f"C{i}")) for i in range(500)], no_segments
+    )
+    assert len(shard.open) == 500
+    # A day later only the newest customer is still open; nothing of the others is kept.
+    shard.process([item("C9", ev(86_400 + 3 * 3600, "late-day", customer_id="C9"))], no_segments)
+    shard.process([item("C9", ev(86_400 + 6 * 3600, "next", customer_id="C9"))], no_segments)
+    assert list(shard.open) == ["C9"]
+    snapshot = shard.snapshot()
+    assert len(snapshot) < 2_000  # the 500 customers' events are not in it any more
+
+
+def test_idle_devices_are_forgotten_but_a_device_with_undecided_events_is_kept() -> None:
+    devices = ShardIdentities(gap_ms=30 * MIN, idle_ms=3600_000)
+    for i in range(300):
+        devices.add(f"D{i}", T0 + i, f"l{i}", f"C{i}", True)
+    devices.add("Dwait", T0 + 2 * 3600_000, "anon", None, False)
+    devices.resolve(T0)
+    assert devices.free_idle(T0 + 2 * 3600_000) == 300
+    assert list(devices.devices) == ["Dwait"]
