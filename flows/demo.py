@@ -15,7 +15,10 @@ from rich.table import Table
 
 from flows.settings import Settings
 from operators.aggregates import RedisKeys
+from sources.customer_sample import write_sample_extract
 from sources.kafka import ensure_topics
+from sources.simulator import SimulationConfig
+from state.customer_store import load_customers
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
@@ -65,6 +68,12 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         settings.kafka_topic_partitions,
     )
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
+    seed = int(time.time())
+    extract = DEMO_DIR / "customers.csv"
+    write_sample_extract(extract, SimulationConfig(customers=customers, seed=seed))
+    client = redis.Redis.from_url(settings.redis_url)
+    report = load_customers(client, settings.redis_prefix, extract)
+    console.print(f"Loaded {report.rows:,} customer profiles ({extract}) as {report.version}.")
     job_log = (DEMO_DIR / "job.log").open("ab")
     sim_log = (DEMO_DIR / "simulator.log").open("ab")
     cli = [sys.executable, "-m", "flows"]
@@ -77,13 +86,12 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         [
             *cli, "simulate", "--to", "kafka", "--customers", str(customers),
             "--rate", str(rate), "--duration", str(7 * 24 * 3600), "--realtime",
-            "--start", "now", "--seed", str(int(time.time())), "--duplicate-rate", "0.02",
+            "--start", "now", "--seed", str(seed), "--duplicate-rate", "0.02",
             "--late-rate", "0.01", "--malformed-rate", "0.005", "--no-progress",
         ],
         stdout=sim_log,
         stderr=subprocess.STDOUT,
     )  # fmt: skip
-    client = redis.Redis.from_url(settings.redis_url)
     fs = s3fs.S3FileSystem(**settings.storage_options())
     previous = (time.monotonic(), 0)
     try:
@@ -111,9 +119,12 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         f"    HGETALL {prefix}:pipeline                  job health counters\n"
         f"    XRANGE  {prefix}:series:events_by_type - +  events per closed minute\n"
         f"    HGETALL {prefix}:minute:events_by_type:<YYYY-MM-DDTHH:MM>\n"
+        f"    ZRANGE  {prefix}:day:<YYYY-MM-DD>:top:exit_screens -10 -1 WITHSCORES\n"
+        f"    HGETALL {prefix}:day:<YYYY-MM-DD>:by_segment:conversion_rate   (docs/redis-keys.md)\n"
         f"  S3     s3://{settings.s3_bucket}/{settings.s3_prefix}/events/dt=.../hour=.../"
         f"  (endpoint {settings.s3_endpoint_url})\n"
         f"  Kafka  dead letters on {dlq_topics}\n"
         f"  Logs   {DEMO_DIR}/job.log, {DEMO_DIR}/simulator.log; the stack keeps running "
-        "(`clickstream stack down` stops it)"
+        "(`clickstream stack down` stops it)",
+        emoji=False,
     )
