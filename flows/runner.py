@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,11 @@ def run_job(
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port + (process_id or 0))
+        # The API caches the dataflow's shape in a file; keep it out of the working directory.
+        os.environ.setdefault(
+            "BYTEWAX_DATAFLOW_API_CACHE_PATH",
+            str(Path(tempfile.gettempdir()) / f"bank-clickstream-dataflow-{os.getpid()}.json"),
+        )
     cli_main(
         flow,
         workers_per_process=workers,
