@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
+import msgspec
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
@@ -38,6 +39,7 @@ from operators.journeys import (
     Journeys,
     SegmentLookup,
 )
+from operators.session_archive import SessionArchive
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
     PIPELINE,
@@ -47,6 +49,7 @@ from operators.shard_state import (
     ShardBatchResult,
     ShardConfig,
     ShardInput,
+    journey_shard_name,
 )
 from operators.totals import FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
@@ -55,8 +58,11 @@ from sinks.redis_projection import RedisProjectionSink
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource
 from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
+from state.snapshots import decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
+# A session group is final this long after its hour: longer sessions get objects of their own.
+SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
 
 
@@ -161,27 +167,92 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]
 
 
 class JourneysLogic(StatefulBatchLogic[list[JourneyItem], JourneyBatchResult, bytes]):
-    """Bytewax shim around :class:`~operators.journeys.Journeys`."""
+    """Bytewax shim around :class:`~operators.journeys.Journeys` and its session archive."""
 
-    def __init__(self, journeys: Journeys, segments: SegmentLookup) -> None:
-        """Wrap a journeys shard and the customer segment lookup."""
+    def __init__(
+        self,
+        journeys: Journeys,
+        archive: SessionArchive,
+        segments: SegmentLookup,
+        shard_of: Callable[[str], str],
+        clock: Clock,
+        resumed: bool,
+    ) -> None:
+        """Wrap a journeys shard, its closed-session buffer and the segment lookup."""
         self.journeys = journeys
+        self.archive = archive
         self._segments = segments
+        self._shard_of = shard_of
+        self._clock = clock
+        if resumed:
+            archive.mark_all_dirty(clock())
+
+    def _with_archive(self, result: JourneyBatchResult, flush: bool) -> JourneyBatchResult:
+        now = self._clock()
+        shard = self._shard_of(result.sessions[0].identity) if result.sessions else ""
+        objects = self.archive.add(result.sessions, shard, self.journeys.upstream_ms, now)
+        objects.extend(self.archive.flush_all() if flush else self.archive.due(now))
+        result.archive = objects
+        return result
 
     def on_batch(
         self, values: list[list[JourneyItem]]
     ) -> tuple[Iterable[JourneyBatchResult], bool]:
         """Take the identified events of this activation as one batch."""
         items = values[0] if len(values) == 1 else [i for batch in values for i in batch]
-        return [self.journeys.process(items, self._segments)], StatefulBatchLogic.RETAIN
+        result = self.journeys.process(items, self._segments)
+        return [self._with_archive(result, flush=False)], StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[JourneyBatchResult], bool]:
+        """Write session groups whose sessions reached the maximum age."""
+        objects = self.archive.due(self._clock())
+        return [JourneyBatchResult({}, [], {}, objects)] if objects else [], self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
-        """A bounded input ended (a back-fill): every open session is final."""
-        return [self.journeys.flush(self._segments)], StatefulBatchLogic.RETAIN
+        """A bounded input ended (a back-fill): every open session is final and archived."""
+        result = self.journeys.flush(self._segments)
+        return [self._with_archive(result, flush=True)], StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        """When the oldest unwritten sessions become due."""
+        due = self.archive.next_due()
+        return None if due is None else datetime.fromtimestamp(due, UTC)
 
     def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        return self.journeys.snapshot()
+        """Both states, versioned msgpack bytes each."""
+        return encode_snapshot(
+            JourneysLogicSnapshot(1, self.journeys.snapshot(), self.archive.snapshot())
+        )
+
+
+class JourneysLogicSnapshot(msgspec.Struct, frozen=True):
+    """The journeys shard and its closed-session buffer."""
+
+    version: int
+    journeys: bytes
+    archive: bytes
+
+
+def _journeys_logic(
+    resume: bytes | None,
+    config: JourneyConfig,
+    settings: Settings,
+    segments: SegmentLookup,
+    clock: Clock,
+) -> JourneysLogic:
+    state = decode_snapshot(resume, JourneysLogicSnapshot, 1) if resume is not None else None
+    return JourneysLogic(
+        Journeys(config, state.journeys if state else None),
+        SessionArchive(
+            settings.archive_max_age_s,
+            SESSION_RETIRE_MS,
+            state.archive if state else None,
+        ),
+        segments,
+        lambda identity: journey_shard_name(identity, settings.shard_count),
+        clock,
+        resumed=state is not None,
+    )
 
 
 class TotalsLogic(StatefulBatchLogic[FigureDeltas, list[RedisWrite], bytes]):
@@ -240,6 +311,13 @@ def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tup
         yield FIGURES, result.figures
     if result.pipeline:
         yield PIPELINE, result.pipeline
+
+
+def _route_session_archive(
+    item: tuple[str, JourneyBatchResult],
+) -> Iterable[tuple[str, list[ArchiveObject]]]:
+    if item[1].archive:
+        yield item[0], item[1].archive
 
 
 def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, list[Arrival]]]:
@@ -316,7 +394,7 @@ def build_flow(
     journey_out = op.stateful_batch(
         "journeys",
         op.flat_map("journey_events", shard_out, _route_journeys),
-        lambda resume: JourneysLogic(Journeys(journey_config, resume), lookup),
+        lambda resume: _journeys_logic(resume, journey_config, settings, lookup, clock),
     )
     journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
@@ -360,9 +438,10 @@ def build_flow(
             resumed=resume is not None,
         ),
     )
+    session_objects = op.flat_map("session_objects", journey_out, _route_session_archive)
     op.output(
         "archive",
-        objects,
+        op.merge("all_archive_objects", objects, session_objects),
         archive_sink
         or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
     )

@@ -24,6 +24,7 @@ from operators.aggregates import minute_label
 from operators.identity import DEVICE_PREFIX, device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, count
+from state.records import ArchiveObject
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -156,6 +157,8 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     figures: FigureDeltas
     sessions: list[SessionRecord]
     pipeline: dict[str, int]
+    archive: list[ArchiveObject] = []
+    """Objects of the archive's ``sessions`` table to write now (filled by the shim)."""
 
 
 class JourneySnapshot(msgspec.Struct, frozen=True):

@@ -76,6 +76,49 @@ def events_table(rows: Sequence[Arrival]) -> pa.Table:
     return pa.Table.from_arrays([arrays[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
+STRINGS = pa.list_(pa.string())
+SESSIONS_SCHEMA = pa.schema(
+    [
+        ("session_id", pa.string()),
+        ("identity", pa.string()),
+        ("customer_id", pa.string()),
+        ("absorbed_session_ids", STRINGS),
+        ("devices", STRINGS),
+        ("start_time", TIMESTAMP),
+        ("end_time", TIMESTAMP),
+        ("duration_ms", pa.int64()),
+        ("event_count", pa.int32()),
+        ("screens", STRINGS),
+        ("exit_screen", pa.string()),
+        ("converted", pa.bool_()),
+        ("app", pa.string()),
+        ("os", pa.string()),
+        ("app_version", pa.string()),
+        ("channel", pa.string()),
+        ("segment", pa.string()),
+    ]
+)
+_SESSION_FIELDS = {
+    "start_time": "start_ms",
+    "end_time": "end_ms",
+}
+
+
+def sessions_table(records: Sequence[Any]) -> pa.Table:
+    """The ``sessions`` table of closed session records."""
+    columns = {
+        field.name: pa.array(
+            [getattr(r, _SESSION_FIELDS.get(field.name, field.name)) for r in records],
+            type=field.type,
+        )
+        for field in SESSIONS_SCHEMA
+    }
+    return pa.Table.from_arrays(list(columns.values()), schema=SESSIONS_SCHEMA)
+
+
+TABLES = {"events": events_table, "sessions": sessions_table}
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     """Serialize a table as zstd-compressed Parquet."""
     sink = pa.BufferOutputStream()
@@ -104,7 +147,7 @@ class ArchiveWriter:
     def write(self, obj: ArchiveObject) -> str:
         """Upload one object; return its path (without the ``s3://`` scheme)."""
         path = f"{self._root}/{obj.relative_path}"
-        self._fs.pipe_file(path, parquet_bytes(events_table(obj.rows)))
+        self._fs.pipe_file(path, parquet_bytes(TABLES[obj.table](obj.rows)))
         return path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from state.contract import Event
@@ -97,7 +99,8 @@ class ArchiveObject(msgspec.Struct, frozen=True, gc=False):
     dt: str
     hour: str
     name: str
-    rows: list[Arrival]
+    rows: list[Any]
+    """Accepted events (:class:`Arrival`) for ``events``; session records for ``sessions``."""
 
     @property
     def relative_path(self) -> str:

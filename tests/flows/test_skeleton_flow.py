@@ -54,7 +54,10 @@ def final_objects(objects: list[tuple[str, list[ArchiveObject]]]) -> dict[str, l
     archive: dict[str, list[str]] = {}
     for _, batch in objects:
         for obj in batch:
-            archive[obj.relative_path] = [row.event.event_id for row in obj.rows]
+            if obj.table == "events":
+                archive[obj.relative_path] = [row.event.event_id for row in obj.rows]
+            else:
+                archive[obj.relative_path] = [row.session_id for row in obj.rows]
     return archive
 
 
@@ -96,8 +99,17 @@ def test_the_skeleton_counts_archives_and_dead_letters_every_message() -> None:
         "dead_letters.decode": 1, "dead_letters.validate": 1,
     }  # fmt: skip
 
-    archived = [e for ids in final_objects(archive_out).values() for e in ids]
+    archive = final_objects(archive_out)
+    archived = [e for path, ids in archive.items() if path.startswith("events/") for e in ids]
     assert sorted(archived) == sorted(f"e{i}" for i in range(60))
+    # Every app event is in exactly one archived session (the input ended, so all closed).
+    sessions = [
+        row for _, batch in archive_out for obj in batch if obj.table == "sessions"
+        for row in obj.rows
+    ]  # fmt: skip
+    final = {s.session_id: s for s in sessions}
+    assert sum(s.event_count for s in final.values()) == 60
+    assert {s.identity for s in final.values()} == {f"C{i}" for i in range(5)}
 
     letters = [decode_dead_letter(m.value) for m in dead_out]
     assert sorted(d.original for d in letters) == sorted(

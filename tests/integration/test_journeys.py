@@ -17,7 +17,7 @@ from tests.conftest import Services
 from tests.recovery.test_kill_resume import accepted, wait_for
 from tests.support.job import run_job, start_job
 from tests.support.journey_reference import figures
-from tests.support.readback import redis_dump
+from tests.support.readback import archive_rows, redis_dump
 from tests.support.reference import expected_from
 
 JOURNEY_FAMILIES = (":day:", ":minute:journeys:")
@@ -86,6 +86,11 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
     }
     assert written == set(expected.hashes) | set(expected.zsets)
 
+    # The archive's sessions table holds every session once, as the definitions give them.
+    archived = archive_rows(services.s3, settings, "sessions")
+    assert sorted((r["session_id"], r["identity"], r["event_count"]) for r in archived) == sorted(
+        (s.sid, s.identity, len(s.events)) for s in expected.session_list
+    )
     for key, value in dump.items():
         if key.endswith(":conversion_rate"):
             base = key.removesuffix(":conversion_rate")
