@@ -43,7 +43,7 @@ from operators.session_archive import SessionArchive
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
     PIPELINE,
-    JourneyItem,
+    JourneyBatch,
     MinuteCounts,
     Shard,
     ShardBatchResult,
@@ -90,7 +90,8 @@ class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
         journeys = self.shard.flush_identities()
         if not journeys:
             return [], StatefulBatchLogic.RETAIN
-        return [ShardBatchResult({}, {}, {}, journeys)], StatefulBatchLogic.RETAIN
+        result = ShardBatchResult({}, {}, {}, journeys, self.shard.watermark_ms)
+        return [result], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
@@ -166,7 +167,7 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]
         return self.buffer.snapshot()
 
 
-class JourneysLogic(StatefulBatchLogic[list[JourneyItem], JourneyBatchResult, bytes]):
+class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes]):
     """Bytewax shim around :class:`~operators.journeys.Journeys` and its session archive."""
 
     def __init__(
@@ -195,12 +196,14 @@ class JourneysLogic(StatefulBatchLogic[list[JourneyItem], JourneyBatchResult, by
         result.archive = objects
         return result
 
-    def on_batch(
-        self, values: list[list[JourneyItem]]
-    ) -> tuple[Iterable[JourneyBatchResult], bool]:
+    def on_batch(self, values: list[JourneyBatch]) -> tuple[Iterable[JourneyBatchResult], bool]:
         """Take the identified events of this activation as one batch."""
-        items = values[0] if len(values) == 1 else [i for batch in values for i in batch]
-        result = self.journeys.process(items, self._segments)
+        if len(values) == 1:
+            items = values[0].items
+        else:
+            items = [item for batch in values for item in batch.items]
+        watermark = max(batch.watermark_ms for batch in values)
+        result = self.journeys.process(items, self._segments, watermark)
         return [self._with_archive(result, flush=False)], StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[JourneyBatchResult], bool]:
@@ -299,10 +302,10 @@ def _route_aggregates(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str,
     yield PIPELINE, result.pipeline
 
 
-def _route_journeys(
-    item: tuple[str, ShardBatchResult],
-) -> Iterable[tuple[str, list[JourneyItem]]]:
-    return item[1].journeys.items()
+def _route_journeys(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, JourneyBatch]]:
+    result = item[1]
+    for name, items in result.journeys.items():
+        yield name, JourneyBatch(result.watermark_ms, items)
 
 
 def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:

@@ -92,19 +92,23 @@ class DeviceIdentities:
     def resolve(self, watermark_ms: int) -> list[Resolved]:
         """Decide every pending event that the watermark allows; return them in time order."""
         state = self.state
+        pending = state.pending
+        # Pending is sorted: only the events up to the watermark can be decided.
+        cut = bisect.bisect_right(pending, (watermark_ms, "\U0010ffff"))
+        if cut == 0:
+            return []
         decided: list[Resolved] = []
         keep: list[tuple[int, str]] = []
-        for event_ms, event_id in state.pending:
-            if event_ms > watermark_ms:
-                keep.append((event_ms, event_id))
-                continue
+        for event_ms, event_id in pending[:cut]:
             identity = self._decide(event_ms, event_id, watermark_ms)
             if identity is None:
                 keep.append((event_ms, event_id))
             else:
                 decided.append(Resolved(event_id, event_ms, identity))
-        state.pending = keep
-        self.prune(watermark_ms)
+        if decided:
+            keep.extend(pending[cut:])
+            state.pending = keep
+            self.prune(watermark_ms)
         return decided
 
     def _decide(self, event_ms: int, event_id: str, watermark_ms: int) -> str | None:
@@ -188,6 +192,7 @@ class ShardIdentities:
         self._last_seen: dict[str, int] = {}
         self._touched: set[str] = set()
         self._due: list[tuple[int, str]] = []
+        self._scheduled: dict[str, int] = {}
         """(when a device may next be decidable, device) for devices with undecided events."""
         self._freed_at = -(2**62)
         self._watermark_ms = -(2**62)
@@ -225,17 +230,30 @@ class ShardIdentities:
         due = self._due
         candidates = set(self.devices) if everything else self._touched
         while due and due[0][0] <= watermark_ms:
-            candidates.add(heapq.heappop(due)[1])
+            when, name = heapq.heappop(due)
+            if self._scheduled.get(name) == when:
+                del self._scheduled[name]
+                candidates.add(name)
         decided: list[Resolved] = []
         for name in candidates:
             device = self.devices.get(name)
             if device is None or not device.state.pending:
                 continue
+            if device.state.pending[0][0] > watermark_ms:
+                # Nothing decidable yet: look again when the watermark reaches it.
+                self._schedule(name, device.state.pending[0][0])
+                continue
             decided.extend(device.resolve(watermark_ms))
             if device.state.pending:
-                heapq.heappush(due, (device.next_check_ms(watermark_ms), name))
+                self._schedule(name, device.next_check_ms(watermark_ms))
         self._touched = set()
         return decided
+
+    def _schedule(self, name: str, when: int) -> None:
+        """Check ``name`` again at ``when`` (one live entry per device in the heap)."""
+        if self._scheduled.get(name) != when:
+            self._scheduled[name] = when
+            heapq.heappush(self._due, (when, name))
 
     def oldest_pending_ms(self) -> int | None:
         """Event time of the oldest undecided event of the shard."""

@@ -219,15 +219,18 @@ class Journeys:
         return self.upstream_ms - self._config.stitch_allowance_ms
 
     def process(
-        self, items: Iterable[tuple[str, int, SessionEvent]], segments: SegmentLookup
+        self,
+        items: Iterable[tuple[str, SessionEvent]],
+        segments: SegmentLookup,
+        upstream_ms: int,
     ) -> JourneyBatchResult:
-        """Take (identity, upstream watermark, event) items; return figure deltas and sessions.
+        """Take (identity, event) items; return figure deltas and closed sessions.
 
-        The watermark is the sending identity shard's; all of them share the input's progress,
-        so the newest one received is how far the input has got.
+        ``upstream_ms`` is the sending identity shards' watermark; they all share the input's
+        progress, so the newest one received is how far the input has got.
         """
         batch = items if isinstance(items, list) else list(items)
-        customers = {i for i, _, _ in batch if not i.startswith(DEVICE_PREFIX)}
+        customers = {i for i, _ in batch if not i.startswith(DEVICE_PREFIX)}
         segment_of = segments(customers) if customers else {}
         figures: FigureDeltas = {}
         late = 0
@@ -239,13 +242,11 @@ class Journeys:
         screens: list[tuple[int, str]] = []
         errors: list[tuple[int, str]] = []
         active_minutes: list[int] = []
-        upstream = self.upstream_ms
-        for identity, watermark, event in batch:
+        upstream = max(self.upstream_ms, upstream_ms)
+        for identity, event in batch:
             event_ms = event.event_ms
             if event_ms > newest:
                 newest = event_ms
-            if upstream < watermark < 2**62:
-                upstream = watermark
             day_index = event_ms // DAY_MS
             if not identity.startswith(DEVICE_PREFIX):
                 minute = event_ms // MINUTE_MS

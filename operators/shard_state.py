@@ -55,8 +55,15 @@ class ShardConfig(msgspec.Struct, frozen=True):
     nothing is late."""
 
 
-JourneyItem = tuple[str, int, SessionEvent]
-"""(identity, the sending shard's watermark, event): what the journeys receive."""
+JourneyItem = tuple[str, SessionEvent]
+"""(identity, event): what the journeys receive."""
+
+
+class JourneyBatch(msgspec.Struct, frozen=True, gc=False):
+    """One identity shard's events for one journeys shard, with the sender's watermark."""
+
+    watermark_ms: int
+    items: list[JourneyItem]
 
 
 class ShardInput(msgspec.Struct, frozen=True, gc=False):
@@ -141,7 +148,9 @@ class ShardBatchResult(msgspec.Struct, gc=False):
     archive_rows: dict[str, list[Arrival]]
     """Accepted events (including late ones) by input position ``<source>#<partition>``."""
     journeys: dict[str, list[JourneyItem]]
-    """On-time events with their identity and input partition, by journeys shard."""
+    """On-time events with their identity, by journeys shard."""
+    watermark_ms: int = -(2**62)
+    """This shard's watermark after the batch (the input's progress less the lateness)."""
 
 
 class Shard:
@@ -227,7 +236,7 @@ class Shard:
                 identities.add(event.device_id, event_ms, event_id, customer_id, is_login)
             if customer_id is not None:
                 journeys.setdefault(journey_shard_name(customer_id, journey_shards), []).append(
-                    (customer_id, watermark, journey_event)
+                    (customer_id, journey_event)
                 )
             else:
                 undecided[event_id] = journey_event
@@ -238,11 +247,8 @@ class Shard:
         for decided in identities.resolve(watermark):
             journey_event = undecided.pop(decided.event_id)
             journeys.setdefault(journey_shard_name(decided.identity, journey_shards), []).append(
-                (decided.identity, watermark, journey_event)
+                (decided.identity, journey_event)
             )
-        for items in journeys.values():
-            for index, (identity, _, journey_event) in enumerate(items):
-                items[index] = (identity, watermark, journey_event)
         identities.free_idle(watermark)
         minute_counts: MinuteCounts = {}
         for (minute, event_type), n in Counter(counted).items():
@@ -253,7 +259,7 @@ class Shard:
                 per_type[event_type] = n
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
-        return ShardBatchResult(minute_counts, pipeline, archive_rows, journeys)
+        return ShardBatchResult(minute_counts, pipeline, archive_rows, journeys, watermark)
 
     def flush_identities(self) -> dict[str, list[JourneyItem]]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""
@@ -261,7 +267,7 @@ class Shard:
         for decided in self.identities.resolve(2**62, everything=True):
             name = journey_shard_name(decided.identity, self._config.journey_shards)
             journey_event = self._undecided.pop(decided.event_id)
-            journeys.setdefault(name, []).append((decided.identity, 2**62, journey_event))
+            journeys.setdefault(name, []).append((decided.identity, journey_event))
         return journeys
 
     def _evict(self) -> None:

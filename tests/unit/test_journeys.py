@@ -6,6 +6,7 @@ from operators.identity import ShardIdentities
 from operators.journeys import (
     Funnel,
     FunnelStep,
+    JourneyBatchResult,
     JourneyConfig,
     Journeys,
     abandoned_forms,
@@ -84,9 +85,13 @@ def journeys() -> Journeys:
                                   stitch_allowance_ms=5 * MIN, funnels=(LOAN,)))  # fmt: skip
 
 
-def item(identity: str, event: SessionEvent) -> tuple[str, int, SessionEvent]:
-    """As an identity shard sends it: with its watermark (here the event less 5 minutes)."""
-    return identity, event.event_ms - 5 * MIN, event
+def item(identity: str, event: SessionEvent) -> tuple[str, SessionEvent]:
+    return identity, event
+
+
+def feed(shard: Journeys, items: list[tuple[str, SessionEvent]]) -> JourneyBatchResult:
+    """As identity shards send it: with their watermark (here the newest event less 5 min)."""
+    return shard.process(items, no_segments, max(e.event_ms for _, e in items) - 5 * MIN)
 
 
 def no_segments(ids: object) -> dict[str, str]:
@@ -96,16 +101,18 @@ def no_segments(ids: object) -> dict[str, str]:
 def test_a_session_closes_after_the_gap_and_its_figures_are_counted() -> None:
     shard = journeys()
     totals = Totals()
-    first = shard.process(
-        [item("C1", ev(0, "a", screen="loan")), item("C1", ev(30, "b", screen="pay")),
-         item("C1", ev(60, "c", "conversion", screen=None))], no_segments,
-    )  # fmt: skip
+    first = feed(
+        shard,
+        [
+            item("C1", ev(0, "a", screen="loan")),
+            item("C1", ev(30, "b", screen="pay")),
+            item("C1", ev(60, "c", "conversion", screen=None)),
+        ],
+    )
     assert first.sessions == []
     totals.apply([first.figures])
     # Another customer's event 42 minutes later moves this shard's time past gap + waits.
-    later = shard.process(
-        [item("C2", ev(42 * 60, "z", screen="home", customer_id="C2"))], no_segments
-    )
+    later = feed(shard, [item("C2", ev(42 * 60, "z", screen="home", customer_id="C2"))])
     [record] = later.sessions
     assert (record.identity, record.event_count, record.converted) == ("C1", 3, True)
     assert (record.exit_screen, record.segment) == ("pay", "premium")
@@ -122,22 +129,20 @@ def test_a_session_closes_after_the_gap_and_its_figures_are_counted() -> None:
 
 def test_an_event_that_would_join_a_closed_session_is_late_for_sessions() -> None:
     shard = journeys()
-    shard.process([item("C1", ev(0, "a"))], no_segments)
-    shard.process([item("C2", ev(41 * 60, "z", customer_id="C2"))], no_segments)
-    result = shard.process([item("C1", ev(10 * 60, "late"))], no_segments)
+    feed(shard, [item("C1", ev(0, "a"))])
+    feed(shard, [item("C2", ev(41 * 60, "z", customer_id="C2"))])
+    result = feed(shard, [item("C1", ev(10 * 60, "late"))])
     assert result.pipeline == {"late_for_sessions": 1}
     assert result.sessions == []
 
 
 def test_idle_customers_state_is_freed() -> None:
     shard = journeys()
-    shard.process(
-        [item(f"C{i}", ev(i, f"e{i}", customer_id=f"C{i}")) for i in range(500)], no_segments
-    )
+    feed(shard, [item(f"C{i}", ev(i, f"e{i}", customer_id=f"C{i}")) for i in range(500)])
     assert len(shard.open) == 500
     # A day later only the newest customer is still open; nothing of the others is kept.
-    shard.process([item("C9", ev(86_400 + 3 * 3600, "late-day", customer_id="C9"))], no_segments)
-    shard.process([item("C9", ev(86_400 + 6 * 3600, "next", customer_id="C9"))], no_segments)
+    feed(shard, [item("C9", ev(86_400 + 3 * 3600, "late-day", customer_id="C9"))])
+    feed(shard, [item("C9", ev(86_400 + 6 * 3600, "next", customer_id="C9"))])
     assert list(shard.open) == ["C9"]
     snapshot = shard.snapshot()
     assert len(snapshot) < 2_000  # the 500 customers' events are not in it any more
