@@ -17,6 +17,7 @@ from bytewax.inputs import StatefulSourcePartition
 from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
+from flows.runner import tune_gc
 from flows.settings import load_settings
 from sources.kafka import KafkaEventSource
 
@@ -61,6 +62,7 @@ def main() -> None:
         settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
     flow = build_flow(settings, source)
+    tune_gc()
     started = time.time()
     cli_main(
         flow,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from datetime import timedelta
@@ -58,6 +59,16 @@ def prepare_topics(settings: Settings, source_spec: str) -> list[str]:
     return ensure_topics(settings.kafka_brokers, topics, settings.kafka_topic_partitions)
 
 
+def tune_gc() -> None:
+    """Collect garbage less often: the state is millions of small, long-lived objects.
+
+    With CPython's default thresholds the collector walks them again and again (measured:
+    ~25% of the identity shards' time); the job's own objects rarely form cycles.
+    """
+    gc.set_threshold(100_000, 50, 100)
+    gc.freeze()
+
+
 def run_job(
     settings: Settings,
     source_spec: str,
@@ -70,6 +81,7 @@ def run_job(
 ) -> None:
     """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
     prepare_topics(settings, source_spec)
+    tune_gc()
     source = parse_source(source_spec, settings, tail=tail)
     flow = build_flow(settings, source)
     recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None

@@ -211,18 +211,33 @@ class ShardIdentities:
         customer_id: str | None,
         is_login: bool,
     ) -> None:
-        """Record one event of a device."""
+        """Record one event of a device (the hot path: kept inline)."""
         device = self.devices.get(device_id)
         if device is None:
             device = self.devices[device_id] = DeviceIdentities(device_id, self._gap_ms)
-        device.record(event_ms, event_id, customer_id, is_login)
-        if customer_id is None or device.state.pending:
+        state = device.state
+        key = (event_ms, event_id)
+        if is_login and customer_id is not None:
+            bisect.insort(state.logins, (event_ms, event_id, customer_id))
+        times = state.times
+        if not times or key > times[-1]:
+            times.append(key)
+        else:
+            bisect.insort(times, key)
+        if customer_id is None:
+            bisect.insort(state.pending, key)
             self._touched.add(device_id)
-        elif len(device.state.times) > 64:
-            # A logged-in device is not resolved every batch; keep its history short here.
-            device.prune(self._watermark_ms)
-        if event_ms > self._last_seen.get(device_id, -(2**62)):
-            self._last_seen[device_id] = event_ms
+        elif state.pending:
+            self._touched.add(device_id)
+        else:
+            size = len(times)
+            if size >= 64 and size & (size - 1) == 0:
+                # A logged-in device is not resolved every batch: trim its history here, at
+                # each power of two so that the cost stays constant per event.
+                device.prune(self._watermark_ms)
+        last_seen = self._last_seen
+        if event_ms > last_seen.get(device_id, -(2**62)):
+            last_seen[device_id] = event_ms
 
     def resolve(self, watermark_ms: int, *, everything: bool = False) -> list[Resolved]:
         """Decide what the watermark allows on the devices with undecided events."""

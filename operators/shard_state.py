@@ -11,7 +11,6 @@ work per event is a few dict operations.
 
 from __future__ import annotations
 
-import functools
 import operator
 import zlib
 from collections import Counter
@@ -100,7 +99,6 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
     )
 
 
-@functools.lru_cache(maxsize=65_536)
 def journey_shard_name(identity: str, shard_count: int) -> str:
     """The state key of the journeys shard that holds an identity's sessions."""
     return f"journey-{zlib.crc32(identity.encode()) % shard_count:04d}"
@@ -165,6 +163,7 @@ class Shard:
         self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
         self.clock = PartitionClock(config.partition_idle_ms, expected=config.input_positions)
+        self._journey_shard_names: dict[str, str] = {}
         if snapshot is not None:
             self._restore(snapshot)
 
@@ -206,6 +205,9 @@ class Shard:
         position = ""
         journeys: dict[str, list[JourneyItem]] = {}
         journey_shards = self._config.journey_shards
+        shard_names = self._journey_shard_names
+        if len(shard_names) > 500_000:
+            shard_names.clear()
         identities = self.identities
         undecided = self._undecided
         for arrival in arrivals:
@@ -235,9 +237,12 @@ class Shard:
                 is_login = event.event_type == "login"
                 identities.add(event.device_id, event_ms, event_id, customer_id, is_login)
             if customer_id is not None:
-                journeys.setdefault(journey_shard_name(customer_id, journey_shards), []).append(
-                    (customer_id, journey_event)
-                )
+                name = shard_names.get(customer_id)
+                if name is None:
+                    name = shard_names[customer_id] = journey_shard_name(
+                        customer_id, journey_shards
+                    )
+                journeys.setdefault(name, []).append((customer_id, journey_event))
             else:
                 undecided[event_id] = journey_event
         for where, newest in (progress or {}).items():
