@@ -29,7 +29,7 @@ from bytewax.outputs import Sink
 
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
-from operators.aggregates import MinuteSeries, PipelineTotals, RedisKeys
+from operators.aggregates import JOURNEYS, MinuteSeries, PipelineTotals, RedisKeys
 from operators.archive import ArchiveBuffer
 from operators.decode import BatchDecoder, shard_name
 from operators.journeys import (
@@ -64,6 +64,7 @@ Clock = Callable[[], float]
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
+JOURNEYS_PER_MINUTE = "journeys_per_minute"
 
 
 class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
@@ -209,7 +210,7 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
     def on_notify(self) -> tuple[Iterable[JourneyBatchResult], bool]:
         """Write session groups whose sessions reached the maximum age."""
         objects = self.archive.due(self._clock())
-        return [JourneyBatchResult({}, [], {}, objects)] if objects else [], self.RETAIN
+        return [JourneyBatchResult({}, {}, [], {}, objects)] if objects else [], self.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
         """A bounded input ended (a back-fill): every open session is final and archived."""
@@ -312,6 +313,8 @@ def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tup
     result = item[1]
     if result.figures:
         yield FIGURES, result.figures
+    if result.minutes:
+        yield JOURNEYS_PER_MINUTE, result.minutes
     if result.pipeline:
         yield PIPELINE, result.pipeline
 
@@ -408,7 +411,24 @@ def build_flow(
             Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
         ),
     )
-    deltas = op.merge("all_deltas", deltas, dead_counts, is_figures.falses)
+    is_journey_minutes = op.branch(
+        "split_journey_minutes", is_figures.falses, lambda kv: kv[0] == JOURNEYS_PER_MINUTE
+    )
+    # Sessions are counted when they close: a minute's journey figures are final only after
+    # the gap, the lateness and the stitching allowance.
+    journey_minute_delay_ms = (
+        settings.session_gap_s + settings.allowed_lateness_s + settings.stitch_allowance_s + 300
+    ) * 1000
+    journey_minute_writes = op.stateful_batch(
+        "journeys_by_minute",
+        is_journey_minutes.trues,
+        lambda resume: MinuteSeriesLogic(
+            MinuteSeries(
+                keys, journey_minute_delay_ms, settings.minute_retention_s, resume, JOURNEYS
+            )
+        ),
+    )
+    deltas = op.merge("all_deltas", deltas, dead_counts, is_journey_minutes.falses)
     is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
     minute_writes = op.stateful_batch(
         "events_by_minute",
@@ -426,7 +446,13 @@ def build_flow(
     )
     redis_writes = op.map(
         "redis_writes",
-        op.merge("all_redis_writes", minute_writes, pipeline_writes, figure_writes),
+        op.merge(
+            "all_redis_writes",
+            minute_writes,
+            pipeline_writes,
+            figure_writes,
+            journey_minute_writes,
+        ),
         lambda kv: kv[1],
     )
     op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))

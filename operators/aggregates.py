@@ -32,14 +32,22 @@ class RedisKeys(msgspec.Struct, frozen=True):
 
     prefix: str
 
+    def minute(self, family: str, minute_ms: int) -> str:
+        """Hash of one UTC minute of a per-minute figure."""
+        return f"{self.prefix}:minute:{family}:{minute_label(minute_ms)}"
+
+    def series(self, family: str) -> str:
+        """Stream of a per-minute figure: one entry per closed minute."""
+        return f"{self.prefix}:series:{family}"
+
     def events_by_type_minute(self, minute_ms: int) -> str:
         """Hash: event_type → events in that UTC minute."""
-        return f"{self.prefix}:minute:events_by_type:{minute_label(minute_ms)}"
+        return self.minute("events_by_type", minute_ms)
 
     @property
     def events_by_type_series(self) -> str:
         """Stream: one entry per closed minute, a field per event_type plus ``total``."""
-        return f"{self.prefix}:series:events_by_type"
+        return self.series("events_by_type")
 
     @property
     def pipeline(self) -> str:
@@ -56,8 +64,20 @@ class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
     closed_through_ms: int
 
 
+class MinuteFamily(msgspec.Struct, frozen=True):
+    """A per-minute figure: a hash per minute and a stream with one entry per closed minute."""
+
+    name: str
+    fields: tuple[str, ...]
+    with_total: bool = False
+
+
+EVENTS_BY_TYPE = MinuteFamily("events_by_type", EVENT_TYPES, with_total=True)
+JOURNEYS = MinuteFamily("journeys", ("active_customers", "sessions_started", "sessions_converted"))
+
+
 class MinuteSeries:
-    """Events per minute by event_type, for every shard together."""
+    """A per-minute figure for every shard together (events by type, journeys)."""
 
     def __init__(
         self,
@@ -65,9 +85,20 @@ class MinuteSeries:
         allowed_lateness_ms: int,
         retention_s: int,
         snapshot: bytes | None = None,
+        family: MinuteFamily = EVENTS_BY_TYPE,
     ) -> None:
-        """Create the series, empty or from a snapshot."""
+        """Create the series, empty or from a snapshot.
+
+        Args:
+            keys: key names.
+            allowed_lateness_ms: how long after the newest minute a minute is final (its
+                stream entry is written then, once).
+            retention_s: how long minute hashes and stream entries are kept.
+            snapshot: from :meth:`snapshot`.
+            family: which figure.
+        """
         self._keys = keys
+        self._family = family
         self._lateness_ms = allowed_lateness_ms
         self._retention_s = retention_s
         self.counts: dict[int, dict[str, int]] = {}
@@ -95,7 +126,7 @@ class MinuteSeries:
                 self._max_minute_ms = max(self._max_minute_ms, minute_ms)
         writes: list[RedisWrite] = [
             HashWrite(
-                self._keys.events_by_type_minute(minute_ms),
+                self._keys.minute(self._family.name, minute_ms),
                 dict(counts[minute_ms]),
                 self._retention_s,
             )
@@ -114,10 +145,14 @@ class MinuteSeries:
         writes: list[RedisWrite] = []
         for minute_ms in closing:
             per_type = self.counts[minute_ms]
-            fields: dict[str, int | float | str] = {t: per_type.get(t, 0) for t in EVENT_TYPES}
-            fields["total"] = sum(per_type.values())
+            fields: dict[str, int | float | str] = {
+                f: per_type.get(f, 0) for f in self._family.fields
+            }
+            if self._family.with_total:
+                fields["total"] = sum(per_type.values())
             max_len = self._retention_s // 60
-            writes.append(StreamEntry(self._keys.events_by_type_series, minute_ms, fields, max_len))
+            series = self._keys.series(self._family.name)
+            writes.append(StreamEntry(series, minute_ms, fields, max_len))
             self._closed_through_ms = minute_ms
         # Closed minutes older than the retention are no longer needed in state.
         horizon = self._max_minute_ms - self._retention_s * 1000

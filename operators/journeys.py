@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from operators.aggregates import minute_label
 from operators.identity import DEVICE_PREFIX, device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, count
@@ -155,6 +154,8 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     """What one batch of a journeys shard changed."""
 
     figures: FigureDeltas
+    minutes: dict[int, dict[str, int]]
+    """Per-minute deltas (active customers, sessions started and converted) by minute."""
     sessions: list[SessionRecord]
     pipeline: dict[str, int]
     archive: list[ArchiveObject] = []
@@ -282,13 +283,16 @@ class Journeys:
                 sessions.add((event,))
         self.newest_ms = newest
         self.upstream_ms = upstream
-        self._event_figures(figures, cross_sections, screens, errors, active_minutes)
-        records = self._close(figures, segments)
-        return JourneyBatchResult(figures, records, {"late_for_sessions": late} if late else {})
+        minutes: dict[int, dict[str, int]] = {}
+        self._event_figures(figures, minutes, cross_sections, screens, errors, active_minutes)
+        records = self._close(figures, minutes, segments)
+        pipeline = {"late_for_sessions": late} if late else {}
+        return JourneyBatchResult(figures, minutes, records, pipeline)
 
     def _event_figures(
         self,
         figures: FigureDeltas,
+        minutes: dict[int, dict[str, int]],
         cross_sections: list[tuple[int, str | None, str | None, str | None, str, str]],
         screens: list[tuple[int, str]],
         errors: list[tuple[int, str]],
@@ -296,8 +300,8 @@ class Journeys:
     ) -> None:
         prefix = self._prefix
         for minute, n in Counter(active_minutes).items():
-            key = f"{prefix}:minute:journeys:{minute_label(minute * MINUTE_MS)}"
-            count(figures, (HASH, key, minute * MINUTE_MS // DAY_MS), "active_customers", n)
+            per_minute = minutes.setdefault(minute * MINUTE_MS, {})
+            per_minute["active_customers"] = per_minute.get("active_customers", 0) + n
         for (day_index, os, app_version, app, channel, segment), n in Counter(
             cross_sections
         ).items():
@@ -322,8 +326,9 @@ class Journeys:
     def flush(self, segments: SegmentLookup) -> JourneyBatchResult:
         """At the end of a bounded input: close every open session."""
         figures: FigureDeltas = {}
-        records = self._close(figures, segments, safe=2**62)
-        return JourneyBatchResult(figures, records, {})
+        minutes: dict[int, dict[str, int]] = {}
+        records = self._close(figures, minutes, segments, safe=2**62)
+        return JourneyBatchResult(figures, minutes, records, {})
 
     @staticmethod
     def _dimensions(event: SessionEvent, segment: str) -> dict[str, str]:
@@ -331,7 +336,11 @@ class Journeys:
         return {d: v or UNKNOWN for d, v in zip(DIMENSIONS, values, strict=True)}
 
     def _close(
-        self, figures: FigureDeltas, segments: SegmentLookup, safe: int | None = None
+        self,
+        figures: FigureDeltas,
+        minutes: dict[int, dict[str, int]],
+        segments: SegmentLookup,
+        safe: int | None = None,
     ) -> list[SessionRecord]:
         safe = self.safe_ms if safe is None else safe
         gap = self._config.gap_ms
@@ -360,7 +369,7 @@ class Journeys:
         records = [
             session_record(session, segment_of.get(session.identity, UNKNOWN)) for session in closed
         ]
-        self._session_figures(figures, records, closed)
+        self._session_figures(figures, minutes, records, closed)
         return records
 
     def _forget(self, safe: int) -> None:
@@ -372,8 +381,13 @@ class Journeys:
         for minute in [m for m in self._active if m < oldest_minute]:
             del self._active[minute]
 
-    def _session_figures(self, figures: FigureDeltas, records: list[SessionRecord],
-                         sessions: list[ClosedSession]) -> None:  # fmt: skip
+    def _session_figures(
+        self,
+        figures: FigureDeltas,
+        minutes: dict[int, dict[str, int]],
+        records: list[SessionRecord],
+        sessions: list[ClosedSession],
+    ) -> None:
         """Tally every closed session's figures, then turn them into keys once per batch."""
         tally: Counter[tuple[str, int, str, str]] = Counter()
         started: Counter[tuple[int, str]] = Counter()
@@ -425,8 +439,8 @@ class Journeys:
                     tally[(HASH, day, f"funnel:{funnel.name}", f"step_{step}")] += 1
         prefix = self._prefix
         for (minute, field), n in started.items():
-            key = f"{prefix}:minute:journeys:{minute_label(minute * MINUTE_MS)}"
-            count(figures, (HASH, key, minute * MINUTE_MS // DAY_MS), field, n)
+            per_minute = minutes.setdefault(minute * MINUTE_MS, {})
+            per_minute[field] = per_minute.get(field, 0) + n
         for (kind, day, family, field), n in tally.items():
             count(figures, (kind, f"{prefix}:day:{day_label(day)}:{family}", day), field, n)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
         and not k.endswith(("conversion_rate", "completion_rate"))
     }
     assert written == set(expected.hashes) | set(expected.zsets)
+
+    # The journeys stream (Grafana's line chart) has one entry per closed minute.
+    series = dump[f"{settings.redis_prefix}:series:journeys"]
+    assert len(series) > 1000
+    for entry_id, fields in series:
+        minute_ms = int(entry_id.split("-")[0])
+        label = datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+        hash_fields = expected.hashes[f"{settings.redis_prefix}:minute:journeys:{label}"]
+        assert int(fields["active_customers"]) == hash_fields["active_customers"], label
 
     # The archive's sessions table holds every session once, as the definitions give them.
     archived = archive_rows(services.s3, settings, "sessions")
