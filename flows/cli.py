@@ -102,6 +102,7 @@ def demo(
 def _mount_optional() -> None:
     from devstack.cli import app as stack_app
     from flows.customers_cli import customers_app
+    from flows.trino_cli import trino_app
     from sources.simulator_cli import simulate
 
     app.add_typer(
@@ -109,6 +110,7 @@ def _mount_optional() -> None:
     )
     app.command("simulate")(simulate)
     app.add_typer(customers_app, name="customers")
+    app.add_typer(trino_app, name="trino")
 
 
 _mount_optional()

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr = SecretStr("testing")
     s3_region: str | None = None
 
+    trino_url: str = Field(
+        "http://127.0.0.1:18080", pattern=r"^https?://", description="Trino (or Presto) server."
+    )
+    trino_catalog: str = Field("hive", min_length=1)
+    trino_schema: str = Field("clickstream", pattern=r"^[a-z_][a-z0-9_]*$")
+
     recovery_dir: Path | None = Field(None, description="Bytewax recovery store; off when unset.")
     epoch_interval_s: float = Field(10.0, gt=0, le=600)
     shard_count: int = Field(

@@ -7,7 +7,9 @@ command that starts the stack.
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +45,12 @@ def _problem(settings: Settings) -> str | None:
         s3fs.S3FileSystem(**settings.storage_options()).ls(settings.s3_bucket)
     except Exception as exc:
         return f"S3 at {settings.s3_endpoint_url} bucket {settings.s3_bucket}: {exc}"
+    try:
+        with urllib.request.urlopen(f"{settings.trino_url}/v1/info", timeout=5) as response:
+            if json.loads(response.read()).get("starting", True):
+                return f"Trino at {settings.trino_url} is still starting"
+    except Exception as exc:
+        return f"Trino at {settings.trino_url}: {exc}"
     return None
 
 

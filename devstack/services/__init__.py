@@ -10,8 +10,9 @@ from devstack.base import Service
 from devstack.services.kafka import Kafka
 from devstack.services.redis import Redis
 from devstack.services.s3 import S3
+from devstack.services.trino import Trino
 
-SERVICES: tuple[type[Service], ...] = (Kafka, Redis, S3)
+SERVICES: tuple[type[Service], ...] = (Kafka, Redis, S3, Trino)
 """Every service the stack manages."""
 
-__all__ = ["S3", "SERVICES", "Kafka", "Redis"]
+__all__ = ["S3", "SERVICES", "Kafka", "Redis", "Trino"]

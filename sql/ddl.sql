@@ -1,0 +1,58 @@
+-- The archive as Hive tables in Trino (or Presto). Placeholders: {catalog}, {schema}, {location}
+-- (s3://bucket/prefix). Partitions: run sync.sql after new hours arrive.
+CREATE SCHEMA IF NOT EXISTS {catalog}.{schema};
+
+CREATE TABLE IF NOT EXISTS {catalog}.{schema}.events (
+    event_id varchar,
+    event_time timestamp(3),
+    event_type varchar,
+    channel varchar,
+    customer_id varchar,
+    device_id varchar,
+    app varchar,
+    app_version varchar,
+    os varchar,
+    os_version varchar,
+    screen varchar,
+    element varchar,
+    form varchar,
+    properties varchar,
+    ingest_topic varchar,
+    ingest_partition integer,
+    ingest_offset bigint,
+    ingest_time timestamp(3),
+    dt varchar,
+    hour varchar
+)
+WITH (
+    external_location = '{location}/events',
+    format = 'PARQUET',
+    partitioned_by = ARRAY['dt', 'hour']
+);
+
+CREATE TABLE IF NOT EXISTS {catalog}.{schema}.sessions (
+    session_id varchar,
+    identity varchar,
+    customer_id varchar,
+    absorbed_session_ids array(varchar),
+    devices array(varchar),
+    start_time timestamp(3),
+    end_time timestamp(3),
+    duration_ms bigint,
+    event_count integer,
+    screens array(varchar),
+    exit_screen varchar,
+    converted boolean,
+    app varchar,
+    os varchar,
+    app_version varchar,
+    channel varchar,
+    segment varchar,
+    dt varchar,
+    hour varchar
+)
+WITH (
+    external_location = '{location}/sessions',
+    format = 'PARQUET',
+    partitioned_by = ARRAY['dt', 'hour']
+);

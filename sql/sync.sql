@@ -1,0 +1,3 @@
+-- Register the hour partitions written since the last sync.
+CALL {catalog}.system.sync_partition_metadata('{schema}', 'events', 'ADD');
+CALL {catalog}.system.sync_partition_metadata('{schema}', 'sessions', 'ADD');
