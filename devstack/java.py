@@ -137,27 +137,15 @@ def fetch_jars(pom: Path, libs: Path, repository: Path, log: Path) -> None:
         "dependency:copy-dependencies",
         f"-DoutputDirectory={scratch}",
     ]
-    with log.open("ab") as out:
-        offset = out.tell()
-        out.write(f"==== {' '.join(command)}\n".encode())
-        out.flush()
-        try:
-            result = subprocess.run(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                timeout=_MAVEN_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise StackError(
-                f"Maven did not finish within {_MAVEN_TIMEOUT_S:.0f} s fetching {pom}.\n"
-                f"Last lines of {log}:\n{procs.tail(log, 30, offset)}"
-            ) from None
-    if result.returncode != 0 or not any(scratch.glob("*.jar")):
+    returncode, offset = procs.run_logged(command, log, timeout=_MAVEN_TIMEOUT_S)
+    if returncode == -1:
         raise StackError(
-            f"Maven failed (exit code {result.returncode}) fetching the jars of {pom}.\n"
+            f"Maven did not finish within {_MAVEN_TIMEOUT_S:.0f} s fetching {pom}.\n"
+            f"Last lines of {log}:\n{procs.tail(log, 30, offset)}"
+        )
+    if returncode != 0 or not any(scratch.glob("*.jar")):
+        raise StackError(
+            f"Maven failed (exit code {returncode}) fetching the jars of {pom}.\n"
             f"Last lines of {log}:\n{procs.tail(log, 30, offset) or '(empty)'}"
         )
     (scratch / _STAMP).write_text(_digest(pom) + "\n")

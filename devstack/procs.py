@@ -180,6 +180,41 @@ def spawn(
     return process, offset
 
 
+def run_logged(
+    command: list[str], log_path: Path, timeout: float, cwd: Path | None = None
+) -> tuple[int, int]:
+    """Run a one-off command to completion with its output appended to ``log_path``.
+
+    Args:
+        command: The program and its arguments.
+        log_path: The log that receives a header line and the output.
+        timeout: Seconds before the command counts as failed (exit code -1).
+        cwd: The working directory.
+
+    Returns:
+        The exit code (-1 on a timeout) and the offset in the log where its output starts,
+        for :func:`tail`.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        offset = log.tell()
+        log.write(f"==== devstack: {' '.join(command)}\n".encode())
+        log.flush()
+        try:
+            result = subprocess.run(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return -1, offset
+    return result.returncode, offset
+
+
 def terminate(pid: int, timeout: float) -> None:
     """Stop process ``pid`` (and its process group when it leads one): SIGTERM, then SIGKILL.
 

@@ -211,26 +211,16 @@ class ShardIdentities:
         customer_id: str | None,
         is_login: bool,
     ) -> None:
-        """Record one event of a device (the hot path: kept inline)."""
+        """Record one event of a device."""
         device = self.devices.get(device_id)
         if device is None:
             device = self.devices[device_id] = DeviceIdentities(device_id, self._gap_ms)
+        device.record(event_ms, event_id, customer_id, is_login)
         state = device.state
-        key = (event_ms, event_id)
-        if is_login and customer_id is not None:
-            bisect.insort(state.logins, (event_ms, event_id, customer_id))
-        times = state.times
-        if not times or key > times[-1]:
-            times.append(key)
-        else:
-            bisect.insort(times, key)
-        if customer_id is None:
-            bisect.insort(state.pending, key)
-            self._touched.add(device_id)
-        elif state.pending:
+        if customer_id is None or state.pending:
             self._touched.add(device_id)
         else:
-            size = len(times)
+            size = len(state.times)
             if size >= 64 and size & (size - 1) == 0:
                 # A logged-in device is not resolved every batch: trim its history here, at
                 # each power of two so that the cost stays constant per event.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -208,26 +207,11 @@ class Kafka(Service):
             str(self.server_properties),
         )
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            offset = log.tell()
-            log.write(f"==== devstack: {' '.join(command)}\n".encode())
-            log.flush()
-            try:
-                result = subprocess.run(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=180,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                result = subprocess.CompletedProcess(command, -1)
-        if result.returncode != 0:
+        returncode, offset = procs.run_logged(command, self.log_file, timeout=180)
+        if returncode != 0:
             raise StackError(
                 f"formatting Kafka's storage in {self.data_dir} failed "
-                f"(exit code {result.returncode}).\nLast lines of {self.log_file}:\n"
+                f"(exit code {returncode}).\nLast lines of {self.log_file}:\n"
                 f"{procs.tail(self.log_file, 30, offset)}"
             )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import time
 import urllib.request
@@ -110,23 +109,15 @@ class Trino(Service):
         download = self.paths.home(self.name) / "download"
         download.mkdir(parents=True, exist_ok=True)
         log = self.paths.log("maven")
-        log.parent.mkdir(parents=True, exist_ok=True)
         command = [
             str(java.require_maven("the Trino server")), "-B", "-q",
             f"-Dmaven.repo.local={self.paths.home('m2')}", "dependency:copy",
             f"-Dartifact=io.trino:trino-server:{VERSION}:tar.gz",
             f"-DoutputDirectory={download}",
         ]  # fmt: skip
-        with log.open("ab") as out:
-            offset = out.tell()
-            out.write(f"==== {' '.join(command)}\n".encode())
-            out.flush()
-            result = subprocess.run(
-                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=download, timeout=1800, check=False,
-            )  # fmt: skip
+        returncode, offset = procs.run_logged(command, log, timeout=1800, cwd=download)
         archive = download / f"trino-server-{VERSION}.tar.gz"
-        if result.returncode != 0 or not archive.is_file():
+        if returncode != 0 or not archive.is_file():
             raise StackError(
                 f"Maven failed fetching Trino {VERSION}.\nLast lines of {log}:\n"
                 f"{procs.tail(log, 30, offset) or '(empty)'}"
