@@ -64,6 +64,8 @@ Clock = Callable[[], float]
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
+# Version 1 was the journeys state alone, before closed sessions were archived from it.
+JOURNEYS_SNAPSHOT_VERSION = 2
 JOURNEYS_PER_MINUTE = "journeys_per_minute"
 
 
@@ -225,7 +227,9 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
     def snapshot(self) -> bytes:
         """Both states, versioned msgpack bytes each."""
         return encode_snapshot(
-            JourneysLogicSnapshot(1, self.journeys.snapshot(), self.archive.snapshot())
+            JourneysLogicSnapshot(
+                JOURNEYS_SNAPSHOT_VERSION, self.journeys.snapshot(), self.archive.snapshot()
+            )
         )
 
 
@@ -244,7 +248,11 @@ def _journeys_logic(
     segments: SegmentLookup,
     clock: Clock,
 ) -> JourneysLogic:
-    state = decode_snapshot(resume, JourneysLogicSnapshot, 1) if resume is not None else None
+    state = (
+        decode_snapshot(resume, JourneysLogicSnapshot, JOURNEYS_SNAPSHOT_VERSION)
+        if resume is not None
+        else None
+    )
     return JourneysLogic(
         Journeys(config, state.journeys if state else None),
         SessionArchive(

@@ -22,6 +22,9 @@ from state.customer_store import load_customers
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
+# The demo keeps one recovery store per state format, so that a checkout with changed state
+# does not try to resume a store it cannot read.
+STATE_FORMAT = "2026-11-25.2"
 
 
 def _text(value: bytes | str) -> str:
@@ -61,7 +64,7 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     """Bring up the stack, start the simulator and the job, and show figures until Ctrl-C."""
     console = Console()
     console.print("[bold]Starting the local stack (Kafka, Redis, S3)...[/bold]")
-    subprocess.run([sys.executable, "-m", "devstack", "up"], check=True)
+    subprocess.run([sys.executable, "-m", "devstack", "up", "--only", "kafka,redis,s3"], check=True)
     ensure_topics(
         settings.kafka_brokers,
         [*settings.events_topics, *(settings.dlq_topic_for(t) for t in settings.events_topics)],
@@ -78,7 +81,14 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     sim_log = (DEMO_DIR / "simulator.log").open("ab")
     cli = [sys.executable, "-m", "flows"]
     job = subprocess.Popen(
-        [*cli, "run", "--source", "kafka", "--recovery-dir", str(DEMO_DIR / "recovery")],
+        [
+            *cli,
+            "run",
+            "--source",
+            "kafka",
+            "--recovery-dir",
+            str(DEMO_DIR / f"recovery-{STATE_FORMAT}"),
+        ],
         stdout=job_log,
         stderr=subprocess.STDOUT,
     )

@@ -89,11 +89,10 @@ def run_job(
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
         os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port + (process_id or 0))
-        # The API caches the dataflow's shape in a file; keep it out of the working directory.
-        os.environ.setdefault(
-            "BYTEWAX_DATAFLOW_API_CACHE_PATH",
-            str(Path(tempfile.gettempdir()) / f"bank-clickstream-dataflow-{os.getpid()}.json"),
-        )
+        # The API caches the dataflow's shape in a folder (the working directory by default).
+        cache = Path(tempfile.gettempdir()) / f"bank-clickstream-api-{os.getpid()}"
+        cache.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("BYTEWAX_DATAFLOW_API_CACHE_PATH", str(cache))
     cli_main(
         flow,
         workers_per_process=workers,
