@@ -58,6 +58,7 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     assert {(app, version, screen): n for app, version, screen, n in rows} == dict(exits)
 
     _, rows = run(settings, "reports/conversion_by_segment", schema)
+    conversion_rows = rows
     sessions: Counter[tuple[str, int]] = Counter()
     converted: Counter[tuple[str, int]] = Counter()
     for session in reference.session_list:
@@ -72,6 +73,26 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     assert {(seg, dom): (n, c) for seg, dom, n, c, _ in rows} == {
         key: (n, converted[key]) for key, n in sessions.items()
     }
+    _, rows = run(settings, "reports/transitions", schema)
+    transitions: Counter[str] = Counter()
+    for key, members in reference.zsets.items():
+        if key.endswith(":transitions"):
+            transitions.update(members)
+    assert {f"{a}|{b}": n for a, b, n in rows} == dict(transitions)
+
+    _, rows = run(settings, "reports/sessions_by_segment", schema)
+    per_segment: Counter[str] = Counter()
+    customers_of: dict[str, set[str]] = {}
+    for session in reference.session_list:
+        anonymous = session.identity.startswith("device:")
+        segment = "unknown" if anonymous else segment_of.get(session.identity, "unknown")
+        per_segment[segment] += 1
+        if not anonymous:
+            customers_of.setdefault(segment, set()).add(session.identity)
+    assert {seg: (n, c) for seg, n, c, _ in rows} == {
+        seg: (n, len(customers_of.get(seg, set()))) for seg, n in per_segment.items()
+    }
+
     # The same figures the live Redis aggregates hold for the (closed) day.
     dates = {day(s.events[0].ms) for s in reference.session_list}
     assert len(dates) == 1
@@ -79,7 +100,7 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     live_sessions = services.redis.hgetall(f"{base}:sessions")
     live_conversions = services.redis.hgetall(f"{base}:conversions")
     live_rate = services.redis.hgetall(f"{base}:conversion_rate")
-    for segment, _, n, c, rate in rows:
+    for segment, _, n, c, rate in conversion_rows:
         key = segment.encode()
         assert (int(live_sessions[key]), int(live_conversions[key])) == (n, c), segment
         assert abs(rate - c / n) < 1e-6
