@@ -56,3 +56,16 @@ WITH (
     format = 'PARQUET',
     partitioned_by = ARRAY['dt', 'hour']
 );
+
+-- Every app event with its final session and identity: an event belongs to the session of its
+-- customer (or, while anonymous, of a session that includes its device) whose time span holds
+-- it. Business events (ATM, branch, core) belong to no session.
+CREATE OR REPLACE VIEW {catalog}.{schema}.event_sessions AS
+SELECT e.event_id, e.event_time, e.event_type, e.customer_id, e.device_id, e.screen,
+       s.session_id, s.identity, s.segment, e.dt, e.hour
+FROM {catalog}.{schema}.events AS e
+JOIN {catalog}.{schema}.sessions AS s
+  ON e.event_time BETWEEN s.start_time AND s.end_time
+ AND (e.customer_id = s.customer_id
+      OR (e.customer_id IS NULL AND contains(s.devices, e.device_id)))
+WHERE e.channel IN ('mobile', 'web');

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from flows.trino_sql import run
+from flows.trino_sql import connect, run
 from sources.customer_sample import write_sample_extract
 from sources.simulator import SimulationConfig, customers, generate
 from sources.simulator_output import JsonLinesWriter
@@ -39,6 +39,16 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     run(settings, "sync", schema)
     expected = expected_from([m.value for m in messages])
     reference = figures(expected.valid_unique, segment_of, settings.redis_prefix)
+
+    # Every app event maps through the sessions table to its final session, as defined.
+    cursor = connect(settings).cursor()
+    cursor.execute(
+        f"SELECT session_id, event_id FROM {settings.trino_catalog}.{schema}.event_sessions"
+    )
+    mapped: dict[str, set[str]] = {}
+    for session_id, event_id in cursor.fetchall():
+        mapped.setdefault(session_id, set()).add(event_id)
+    assert mapped == {s.sid: {e.event_id for e in s.events} for s in reference.session_list}
 
     _, rows = run(settings, "reports/events_by_type", schema)
     by_type: Counter[tuple[str, str]] = Counter()
