@@ -9,13 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sources.customer_sample import write_sample_extract
 from sources.kafka import ensure_topics
-from sources.simulator import SimulationConfig, customers, generate
+from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
-from state.customer_store import load_customers
 from tests.conftest import Services
 from tests.recovery.test_kill_resume import accepted, wait_for
+from tests.support.customers import load_simulated_customers
 from tests.support.job import run_job, start_job
 from tests.support.journey_reference import figures
 from tests.support.readback import archive_rows, redis_dump
@@ -39,10 +38,7 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
         customers=2500, rate=2.0, duration_s=86_400, seed=4242,
         duplicate_rate=0.01, malformed_rate=0.005, late_rate=0.01, late_max_s=60,
     )  # fmt: skip
-    extract = tmp_path / "customers.csv"
-    write_sample_extract(extract, config)
-    load_customers(services.redis, settings.redis_prefix, extract)
-    segment_of = {c.customer_id: c.segment for c in customers(config)}
+    segment_of = load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, config)
 
     messages = list(generate(config))
     cut = int(len(messages) * 0.4)

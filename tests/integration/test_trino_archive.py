@@ -7,11 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 from flows.trino_sql import connect, run
-from sources.customer_sample import write_sample_extract
-from sources.simulator import SimulationConfig, customers, generate
+from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
-from state.customer_store import load_customers
 from tests.conftest import Services
+from tests.support.customers import load_simulated_customers
 from tests.support.job import run_job
 from tests.support.journey_reference import day, figures
 from tests.support.reference import expected_from, parse_time
@@ -23,10 +22,7 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
         customers=400, rate=4.0, duration_s=3 * 3600, seed=99,
         duplicate_rate=0.02, malformed_rate=0.01, late_rate=0.01, late_max_s=60,
     )  # fmt: skip
-    extract = tmp_path / "customers.csv"
-    write_sample_extract(extract, config)
-    load_customers(services.redis, settings.redis_prefix, extract)
-    segment_of = {c.customer_id: c.segment for c in customers(config)}
+    segment_of = load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, config)
     messages = list(generate(config))
     path = tmp_path / "day.jsonl.gz"
     with JsonLinesWriter(path) as writer:
