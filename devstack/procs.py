@@ -156,28 +156,11 @@ def spawn(
     Raises:
         StackError: When the program cannot be executed.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     cwd.mkdir(parents=True, exist_ok=True)
     if log_path.exists() and log_path.stat().st_size > _LOG_ROTATE_BYTES:
         log_path.replace(log_path.with_name(log_path.name + ".1"))
-    with log_path.open("ab") as log:
-        offset = log.tell()
-        stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        log.write(f"==== devstack {stamp}: {' '.join(command)}\n".encode())
-        log.flush()
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise StackError(f"cannot run {command[0]}: {exc}") from exc
-    return process, offset
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return _start_logged(command, log_path, f"devstack {stamp}", cwd, env, detach=True)
 
 
 def run_logged(
@@ -194,25 +177,66 @@ def run_logged(
     Returns:
         The exit code (-1 on a timeout) and the offset in the log where its output starts,
         for :func:`tail`.
+
+    Raises:
+        StackError: When the program cannot be executed.
+    """
+    process, offset = _start_logged(command, log_path, "devstack", cwd)
+    with process:
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return -1, offset
+        except BaseException:
+            process.kill()
+            raise
+    return returncode, offset
+
+
+def _start_logged(
+    command: list[str],
+    log_path: Path,
+    header: str,
+    cwd: Path | None,
+    env: dict[str, str] | None = None,
+    detach: bool = False,
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Append ``==== <header>: <command>`` to ``log_path``, then start ``command`` writing there.
+
+    Args:
+        command: The program and its arguments.
+        log_path: The log (its folder is created).
+        header: What the header line says before the command.
+        cwd: The working directory, or None for this process's.
+        env: The environment, or None to inherit this process's.
+        detach: Give the process its own session (see :func:`spawn`).
+
+    Returns:
+        The process and the offset in the log where its output starts.
+
+    Raises:
+        StackError: When the program cannot be executed.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         offset = log.tell()
-        log.write(f"==== devstack: {' '.join(command)}\n".encode())
+        log.write(f"==== {header}: {' '.join(command)}\n".encode())
         log.flush()
         try:
-            result = subprocess.run(
+            process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
-                timeout=timeout,
-                check=False,
+                env=env,
+                start_new_session=detach,
             )
-        except subprocess.TimeoutExpired:
-            return -1, offset
-    return result.returncode, offset
+        except OSError as exc:
+            raise StackError(f"cannot run {command[0]}: {exc}") from exc
+    return process, offset
 
 
 def terminate(pid: int, timeout: float) -> None:

@@ -77,6 +77,20 @@ def status(
 
 
 @contextlib.contextmanager
+def _locked(
+    names: Iterable[str] | None,
+    settings: Settings | None,
+    paths: StackPaths | None,
+    report: Reporter | None,
+) -> Iterator[tuple[list[Service], Reporter]]:
+    """The services :func:`select` picks and where progress goes, under the stack's lock."""
+    say = report or (lambda _line: None)
+    services = select(names, settings, paths, say)
+    with _exclusive(services[0].paths, say):
+        yield services, say
+
+
+@contextlib.contextmanager
 def _exclusive(paths: StackPaths, say: Reporter) -> Iterator[None]:
     """Hold the stack's lock, so that two ``up``/``down`` never start or stop at once."""
     lock_path = paths.stack / "run" / "stack.lock"
@@ -126,9 +140,7 @@ def up(
         StackError: When a prerequisite is missing, a port is taken, or a service does not
             become ready; the message says which and why.
     """
-    say = report or (lambda _line: None)
-    services = select(names, settings, paths, say)
-    with _exclusive(services[0].paths, say):
+    with _locked(names, settings, paths, report) as (services, say):
         return _up(services, say)
 
 
@@ -207,10 +219,8 @@ def down(
     Raises:
         StackError: When a name is unknown.
     """
-    say = report or (lambda _line: None)
     chosen = list(names or ())
-    services = select(chosen, settings, paths, say)
-    with _exclusive(services[0].paths, say):
+    with _locked(chosen, settings, paths, report) as (services, say):
         _down(services, wipe_all=not chosen, wipe=wipe, say=say)
     return [service.status() for service in services]
 
