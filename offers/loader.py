@@ -1,0 +1,227 @@
+"""Loading campaign files: validation, the trigger index, and reloading changed files live.
+
+Every ``*.py`` file directly in the campaigns folder (names starting with ``_`` are skipped) is
+imported on its own; every :class:`~offers.api.Campaign` at its top level is a campaign. A file
+that does not import, declares a bad campaign or reuses another file's campaign id is rejected
+as a whole with a message naming the file and the problem; while the job runs, the file's
+previous campaigns keep running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from offers.api import Campaign, CampaignError
+from state.contract import Event
+
+log = logging.getLogger(__name__)
+
+
+class CampaignSet:
+    """Loaded campaigns with an index from event type to the campaigns that may trigger."""
+
+    def __init__(self, campaigns: Iterable[Campaign]) -> None:
+        """Index ``campaigns`` (ids must be unique)."""
+        ordered = sorted(campaigns, key=lambda c: (-c.priority, c.id))
+        self.campaigns: tuple[Campaign, ...] = tuple(ordered)
+        self.by_id: dict[str, Campaign] = {c.id: c for c in ordered}
+        self._by_type: dict[str, tuple[Campaign, ...]] = {}
+        any_type = [c for c in ordered if any(t.event_type is None for t in c.triggers)]
+        types = {name for c in ordered for t in c.triggers for name in t.event_type or ()}
+        for name in types:
+            self._by_type[name] = tuple(
+                c
+                for c in ordered
+                if c in any_type
+                or any(t.event_type is not None and name in t.event_type for t in c.triggers)
+            )
+        self._any = tuple(any_type)
+
+    def __len__(self) -> int:
+        """How many campaigns are loaded."""
+        return len(self.campaigns)
+
+    def may_trigger(self, event_type: str) -> bool:
+        """True when some campaign looks at this event type at all (a cheap first filter)."""
+        return event_type in self._by_type or bool(self._any)
+
+    def candidates(self, event: Event) -> list[Campaign]:
+        """Campaigns with a trigger matching ``event``, highest priority first."""
+        pool = self._by_type.get(event.event_type, self._any)
+        return [c for c in pool if any(t.matches(event) for t in c.triggers)]
+
+    @property
+    def fingerprint(self) -> str:
+        """Ids and versions, to log what is running."""
+        return ", ".join(f"{c.id}@{c.version}" for c in sorted(self.campaigns, key=lambda c: c.id))
+
+
+def load_file(path: Path) -> list[Campaign]:
+    """Import one campaign file and return its campaigns.
+
+    Raises:
+        CampaignError: When the file does not import or declares a bad campaign; the message
+            names the file (and the line, for an exception).
+    """
+    digest = hashlib.blake2b(str(path.resolve()).encode(), digest_size=6).hexdigest()
+    name = f"_campaigns_{digest}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise CampaignError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except CampaignError as exc:
+        raise CampaignError(f"{path}: {exc}") from None
+    except BaseException as exc:  # any failure of user code rejects the file
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        where = f" (line {frames[-1].lineno})" if frames else ""
+        raise CampaignError(f"{path}{where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.modules.pop(name, None)
+    found = [value for value in vars(module).values() if isinstance(value, Campaign)]
+    seen: set[str] = set()
+    result = []
+    for found_campaign in found:
+        if found_campaign.id in seen:
+            raise CampaignError(f"{path}: campaign id {found_campaign.id!r} is declared twice")
+        seen.add(found_campaign.id)
+        result.append(_with_source(found_campaign, path))
+    return result
+
+
+def _with_source(found: Campaign, path: Path) -> Campaign:
+    from dataclasses import replace
+
+    return replace(found, source=str(path))
+
+
+def campaign_files(directory: Path) -> list[Path]:
+    """The campaign files of a folder, in name order.
+
+    Raises:
+        CampaignError: When the folder does not exist.
+    """
+    if not directory.is_dir():
+        raise CampaignError(f"{directory}: campaigns folder not found")
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def load_dir(directory: Path) -> tuple[CampaignSet, list[str]]:
+    """Load every campaign file of a folder.
+
+    Returns:
+        The campaigns of the good files, and one message per rejected file.
+    """
+    problems: list[str] = []
+    owners: dict[str, Path] = {}
+    loaded: list[Campaign] = []
+    for path in campaign_files(directory):
+        try:
+            campaigns = load_file(path)
+        except CampaignError as exc:
+            problems.append(str(exc))
+            continue
+        clash = [c.id for c in campaigns if c.id in owners]
+        if clash:
+            problems.append(
+                f"{path}: campaign id {clash[0]!r} is already declared in {owners[clash[0]]}"
+            )
+            continue
+        for item in campaigns:
+            owners[item.id] = path
+        loaded.extend(campaigns)
+    return CampaignSet(loaded), problems
+
+
+class CampaignRegistry:
+    """The running job's campaigns, re-read when a file changes (at most every ``reload_s``).
+
+    A file that fails to load is logged and its previous campaigns keep running; a deleted file's
+    campaigns stop. One registry serves every shard of a process.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        reload_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Load the folder now (a file that fails is logged, as on a reload)."""
+        self.directory = directory
+        self._reload_s = reload_s
+        self._clock = clock
+        self._files: dict[Path, tuple[tuple[int, int], list[Campaign]]] = {}
+        self._checked_at = -float("inf")
+        self._rejected: dict[Path, tuple[tuple[int, int], str]] = {}
+        self._set = CampaignSet(())
+        self.current()
+
+    @property
+    def problems(self) -> dict[Path, str]:
+        """The current error of each rejected file."""
+        return {path: message for path, (_, message) in self._rejected.items()}
+
+    def current(self) -> CampaignSet:
+        """The campaigns to use now, after re-reading changed files when a check is due."""
+        now = self._clock()
+        if now - self._checked_at >= self._reload_s:
+            self._checked_at = now
+            self._rescan()
+        return self._set
+
+    def _rescan(self) -> None:
+        try:
+            paths = campaign_files(self.directory)
+        except CampaignError as exc:
+            log.error("campaigns: %s; keeping the %d running campaigns", exc, len(self._set))
+            return
+        changed = False
+        for gone in set(self._files) - set(paths):
+            log.warning("campaigns: %s was removed; its campaigns stop", gone)
+            del self._files[gone]
+            self._rejected.pop(gone, None)
+            changed = True
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            previous = self._files.get(path)
+            if previous is not None and previous[0] == stamp:
+                continue
+            rejected = self._rejected.get(path)
+            if rejected is not None and rejected[0] == stamp:
+                continue
+            changed |= self._load(path, stamp)
+        if changed:
+            self._set = CampaignSet(c for _, campaigns in self._files.values() for c in campaigns)
+            log.info("campaigns: running %s", self._set.fingerprint or "none")
+
+    def _load(self, path: Path, stamp: tuple[int, int]) -> bool:
+        try:
+            campaigns = load_file(path)
+            others = {c.id: p for p, (_, cs) in self._files.items() if p != path for c in cs}
+            for item in campaigns:
+                if item.id in others:
+                    msg = f"{path}: campaign id {item.id!r} is already in {others[item.id]}"
+                    raise CampaignError(msg)
+        except CampaignError as exc:
+            kept = len(self._files.get(path, ((0, 0), []))[1])
+            log.error("campaigns: rejected %s; keeping its %d previous campaigns", exc, kept)
+            self._rejected[path] = (stamp, str(exc))
+            return False
+        self._rejected.pop(path, None)
+        self._files[path] = (stamp, campaigns)
+        return True
