@@ -100,6 +100,51 @@ class Settings(BaseSettings):
         2 * 24 * 3600, ge=60, description="How long per-minute Redis hashes live."
     )
 
+    campaigns_dir: Path | None = Field(
+        None, description="Folder of campaign files; offers are off when unset."
+    )
+    campaigns_reload_s: float = Field(
+        5.0, gt=0, le=3600, description="How often changed campaign files are picked up."
+    )
+    offers_topic: str = Field("offers", min_length=1, description="One message per offer to send.")
+    offer_decisions_topic: str = Field(
+        "offer-decisions", min_length=1, description="Every match with its outcome (audit)."
+    )
+    bank_timezone: str = Field(
+        "Europe/Warsaw", description="The bank's calendar for offer caps and quiet hours."
+    )
+    offers_quiet_hours: str = Field(
+        "21:00-08:00",
+        pattern=r"^(|[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9])$",
+        description="Local 'HH:MM-HH:MM' when no offer goes out (held until the end); '' for none.",
+    )
+    offers_max_per_event: int = Field(1, ge=1, le=20, description="Offers one event can trigger.")
+    offers_daily_cap: int = Field(
+        3, ge=1, description="Offers per customer per calendar day over all campaigns."
+    )
+    offers_holdout_share: float = Field(
+        0.02, ge=0, lt=1, description="Share of customers held out of every campaign."
+    )
+    offers_history_events: int = Field(
+        20, ge=0, le=1000, description="Recent events per customer kept for the rules."
+    )
+    offers_history_s: int = Field(
+        6 * 3600, ge=0, description="How far back the rules see a customer's events."
+    )
+    offers_max_trigger_age_s: int = Field(
+        3600,
+        ge=0,
+        description="Triggers older than this (wall clock) are expired, so that a back-fill "
+        "never texts anyone; 0 turns it off.",
+    )
+    offers_rule_timeout_ms: int = Field(50, ge=1, le=60_000, description="Budget of one rule.")
+    offers_release_grace_s: float = Field(
+        2.0, ge=0, description="How long a due offer waits for quiet input before the wall clock."
+    )
+    customer_cache_size: int = Field(
+        200_000, ge=1000, description="Customer profiles cached per worker."
+    )
+
     api_port: int = Field(3030, ge=1, le=65535, description="Bytewax API and metrics port.")
 
     @field_validator("events_topics", mode="before")
@@ -114,6 +159,35 @@ class Settings(BaseSettings):
     def _check_funnels(cls, value: str) -> str:
         _parse_funnels(value)
         return value
+
+    @field_validator("bank_timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown time zone {value!r} (an IANA name such as 'Europe/Warsaw')"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("offers_quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        for part in filter(None, value.split("-")):
+            if int(part[:2]) > 23:
+                raise ValueError(f"{part!r} is not a time of day (00:00-23:59)")
+        return value
+
+    def quiet_hours(self) -> tuple[int, int] | None:
+        """The quiet hours as (start, end) minutes of the bank's day, or None."""
+        if not self.offers_quiet_hours:
+            return None
+        start, end = (
+            int(part[:2]) * 60 + int(part[3:]) for part in self.offers_quiet_hours.split("-")
+        )
+        return (start, end) if start != end else None
 
     def funnel_definitions(self) -> tuple[Funnel, ...]:
         """The shipped funnels plus the configured ones."""
