@@ -6,17 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from flows.settings import Settings
+from flows.trino_funnels import funnel_placeholders
 
 SQL = Path(__file__).resolve().parents[1] / "sql"
 
 
 def statements(name: str, settings: Settings, schema: str | None = None) -> list[str]:
-    """The statements of ``sql/<name>.sql`` with the placeholders filled in."""
+    """The statements of ``sql/<name>.sql`` with the placeholders filled in.
+
+    Besides ``{catalog}``, ``{schema}`` and ``{location}``, the ``{funnel_*}`` placeholders of the
+    funnel report are filled in from the configured funnels (see :mod:`flows.trino_funnels`).
+    """
     text = (SQL / f"{name}.sql").read_text()
     filled = text.format(
         catalog=settings.trino_catalog,
         schema=schema or settings.trino_schema,
         location=f"s3://{settings.s3_bucket}/{settings.s3_prefix.strip('/')}",
+        **funnel_placeholders(settings.funnel_definitions()),
     )
     body = "\n".join(line for line in filled.splitlines() if not line.strip().startswith("--"))
     return [s.strip() for s in body.split(";") if s.strip()]

@@ -62,7 +62,7 @@ WITH (
 -- it. Business events (ATM, branch, core) belong to no session.
 CREATE OR REPLACE VIEW {catalog}.{schema}.event_sessions AS
 SELECT e.event_id, e.event_time, e.event_type, e.customer_id, e.device_id, e.screen,
-       s.session_id, s.identity, s.segment, e.dt, e.hour
+       e.element, e.form, s.session_id, s.identity, s.segment, e.dt, e.hour
 FROM {catalog}.{schema}.events AS e
 JOIN {catalog}.{schema}.sessions AS s
   ON e.event_time BETWEEN s.start_time AND s.end_time

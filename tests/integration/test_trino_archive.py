@@ -3,21 +3,43 @@ figures the definitions give, computed independently from the input."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
+from flows.settings import Settings
 from flows.trino_sql import connect, run
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.job import run_job
-from tests.support.journey_reference import day, figures
-from tests.support.reference import expected_from, parse_time
+from tests.support.job import ROOT, run_job, settings_env
+from tests.support.journey_reference import (
+    FUNNELS,
+    Figures,
+    day,
+    element_conversion,
+    figures,
+    funnel_dropoff,
+)
+from tests.support.reference import Expected, expected_from, parse_time
 
 
-def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Path) -> None:
-    settings = services.settings
+@dataclass(frozen=True)
+class ArchiveOnTrino:
+    """A simulated input run through the job, its archive as Trino tables, and the reference."""
+
+    settings: Settings
+    schema: str
+    expected: Expected
+    reference: Figures
+    segment_of: dict[str, str]
+
+
+def archive_on_trino(services: Services, tmp_path: Path, settings: Settings) -> ArchiveOnTrino:
+    """Run the job over three hours of simulated traffic; make its archive Trino tables."""
     config = SimulationConfig(
         customers=400, rate=4.0, duration_s=3 * 3600, seed=99,
         duplicate_rate=0.02, malformed_rate=0.01, late_rate=0.01, late_max_s=60,
@@ -35,6 +57,13 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     run(settings, "sync", schema)
     expected = expected_from([m.value for m in messages])
     reference = figures(expected.valid_unique, segment_of, settings.redis_prefix)
+    return ArchiveOnTrino(settings, schema, expected, reference, segment_of)
+
+
+def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Path) -> None:
+    archive = archive_on_trino(services, tmp_path, services.settings)
+    settings, schema, expected = archive.settings, archive.schema, archive.expected
+    reference, segment_of = archive.reference, archive.segment_of
 
     # Every app event maps through the sessions table to its final session, as defined.
     cursor = connect(settings).cursor()
@@ -111,3 +140,77 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
         assert (int(live_sessions[key]), int(live_conversions[key])) == (n, c), segment
         assert abs(rate - c / n) < 1e-6
         assert abs(float(live_rate.get(key, b"0")) - rate) < 1e-6
+
+
+def test_conversion_and_funnel_reports_match_the_definitions_and_redis(
+    services: Services, tmp_path: Path
+) -> None:
+    # A funnel added by configuration (the report's SQL is generated from the same settings),
+    # with a window short enough to matter and a first step that recurs within sessions.
+    steps = ["screen:dashboard", "screen:transfer", "screen:transfer_confirm"]
+    extra_funnels = {"quick_transfer": (steps, 60_000)}
+    settings = services.settings.model_copy(
+        update={"funnels": f"quick_transfer={','.join(steps)}@60"}
+    )
+    archive = archive_on_trino(services, tmp_path, settings)
+    schema, segment_of = archive.schema, archive.segment_of
+    sessions = archive.reference.session_list
+    (date,) = {day(s.events[0].ms) for s in sessions}
+    base = f"{settings.redis_prefix}:day:{date}"
+
+    def live(key: str) -> dict[str, int]:
+        fields = services.redis.hgetall(f"{base}:{key}").items()
+        return {(f.decode() if isinstance(f, bytes) else f): int(v) for f, v in fields}
+
+    # Conversion of screens, buttons and forms by OS, app version, segment and day of month.
+    _, rows = run(settings, "reports/element_conversion", schema)
+    assert {tuple(row[:7]): (row[7], row[8]) for row in rows} == element_conversion(
+        sessions, segment_of
+    )
+    assert {row[0] for row in rows} == {"screen", "button", "form"}
+    for *_, n, c, rate in rows:
+        assert rate == round(c / n, 6)
+    # For the closed day, summed over OS, app version and segment: the live Redis figures.
+    families = {
+        "screen": ("screen:sessions", "screen:conversions"),
+        "button": ("button:sessions", "button:conversions"),
+        "form": ("form:started", "form:submitted"),
+    }
+    for kind, (reached_key, converted_key) in families.items():
+        reached: Counter[str] = Counter()
+        converted: Counter[str] = Counter()
+        for _, target, month, day_of_month, _, _, _, n, c, _ in (r for r in rows if r[0] == kind):
+            assert f"{month}-{day_of_month:02d}" == date
+            reached[target] += n
+            converted[target] += c
+        assert live(reached_key) == dict(reached), kind
+        assert live(converted_key) == dict(converted), kind
+
+    # Funnel drop-off for the shipped funnels and the configured one.
+    _, rows = run(settings, "reports/funnel_dropoff", schema)
+    funnels = {**FUNNELS, **extra_funnels}
+    assert {(row[0], row[1], *row[3:8]): (row[8], row[9]) for row in rows} == funnel_dropoff(
+        sessions, segment_of, funnels
+    )
+    first_step = {(row[0], *row[3:8]): row[8] for row in rows if row[1] == 1}
+    for row in rows:
+        assert row[10] == round(row[8] / first_step[(row[0], *row[3:8])], 6)
+    # Every funnel is exercised past its first step, and steps are named as configured.
+    assert {row[0] for row in rows if row[1] == 2} == set(funnels)
+    assert {(row[0], row[1]): row[2] for row in rows}[("quick_transfer", 3)] == (
+        "screen:transfer_confirm"
+    )
+    for name in funnels:
+        per_step: Counter[str] = Counter()
+        for row in rows:
+            if row[0] == name:
+                per_step[f"step_{row[1]}"] += row[8]
+        assert live(f"funnel:{name}") == dict(per_step), name
+
+    # The command an analyst runs prints the same funnels.
+    environment = settings_env(settings) | {"CLICKSTREAM_TRINO_SCHEMA": schema, "COLUMNS": "250"}
+    printed = subprocess.run(
+        [sys.executable, "-m", "flows", "trino", "report", "funnel_dropoff"],
+        env=environment, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert all(name in printed for name in funnels)

@@ -268,3 +268,73 @@ def _bursts(times: list[int]) -> int:
         else:
             i += 1
     return bursts
+
+
+def session_segment(session: Session, segment_of: dict[str, str]) -> str:
+    """The customer's segment, or ``unknown`` for an anonymous session or unknown customer."""
+    if session.identity.startswith("device:"):
+        return "unknown"
+    return segment_of.get(session.identity, "unknown")
+
+
+def session_slice(session: Session, segment_of: dict[str, str]) -> tuple[str, int, str, str, str]:
+    """(month, day of month, OS, app version, segment) of a session: its first event's, by UTC."""
+    first = session.events[0]
+    start = day(first.ms)
+    return (start[:7], int(start[8:]), first.os or "unknown", first.app_version or "unknown",
+            session_segment(session, segment_of))  # fmt: skip
+
+
+Slice = tuple[str, str, str, int, str, str, str]
+
+
+def element_conversion(
+    session_list: list[Session], segment_of: dict[str, str]
+) -> dict[Slice, tuple[int, int]]:
+    """(kind, target, month, day of month, OS, app version, segment) → (sessions, conversions).
+
+    Screens: sessions viewing the screen, and of those the converted ones. Buttons
+    (``screen|element`` of a click): sessions clicking it, and of those the converted ones.
+    Forms: sessions starting the form, and of those the ones also submitting it.
+    """
+    counts: dict[Slice, list[int]] = defaultdict(lambda: [0, 0])
+    for s in session_list:
+        where = session_slice(s, segment_of)
+        reached: dict[tuple[str, str], bool] = {}
+        for e in s.events:
+            if e.event_type == "screen_view" and e.screen:
+                reached[("screen", e.screen)] = s.converted
+            elif e.event_type == "click" and e.element:
+                reached[("button", f"{e.screen or 'unknown'}|{e.element}")] = s.converted
+            elif e.event_type == "form_start" and e.form:
+                reached[("form", e.form)] = any(
+                    x.event_type == "form_submit" and x.form == e.form for x in s.events
+                )
+        for (kind, target), success in reached.items():
+            figure = counts[(kind, target, *where)]
+            figure[0] += 1
+            figure[1] += int(success)
+    return {key: (n, c) for key, (n, c) in counts.items()}
+
+
+def funnel_dropoff(
+    session_list: list[Session],
+    segment_of: dict[str, str],
+    funnels: dict[str, tuple[list[str], int]],
+) -> dict[tuple[str, int, str, int, str, str, str], tuple[int, int | None]]:
+    """(funnel, step, month, day of month, OS, app version, segment) → (sessions reaching steps
+    1..step, of those the ones not reaching the next step; None at the last step)."""
+    reached_counts: Counter[tuple[str, int, str, int, str, str, str]] = Counter()
+    stopped: Counter[tuple[str, int, str, int, str, str, str]] = Counter()
+    for s in session_list:
+        where = session_slice(s, segment_of)
+        for name, (steps, window) in funnels.items():
+            reached = funnel_reached(steps, window, s.events)
+            for step in range(1, reached + 1):
+                reached_counts[(name, step, *where)] += 1
+            if reached:
+                stopped[(name, reached, *where)] += 1
+    return {
+        key: (n, stopped[key] if key[1] < len(funnels[key[0]][0]) else None)
+        for key, n in reached_counts.items()
+    }
