@@ -101,7 +101,9 @@ def demo(
 
 def _mount_optional() -> None:
     from devstack.cli import app as stack_app
+    from flows.campaigns_cli import campaigns_app
     from flows.customers_cli import customers_app
+    from flows.offers_cli import offers_app
     from flows.trino_cli import trino_app
     from sources.simulator_cli import simulate
 
@@ -111,6 +113,8 @@ def _mount_optional() -> None:
     app.command("simulate")(simulate)
     app.add_typer(customers_app, name="customers")
     app.add_typer(trino_app, name="trino")
+    app.add_typer(campaigns_app, name="campaigns")
+    app.add_typer(offers_app, name="offers")
 
 
 _mount_optional()
