@@ -24,6 +24,6 @@ LARGE_DEPOSIT_PLN = 3000
 )
 def branch_deposit(event: Event, profile: Profile, history: History) -> Offer | None:
     amount = float(event.properties.get("amount", 0))
-    if amount < LARGE_DEPOSIT_PLN or "savings_account" in profile.products:
+    if amount < LARGE_DEPOSIT_PLN or "savings" in profile.products:
         return None
     return Offer(amount=round(amount))

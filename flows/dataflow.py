@@ -27,9 +27,11 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
-from operators.aggregates import JOURNEYS, MinuteSeries, PipelineTotals, RedisKeys
+from offers.engine import ProfileLookup
+from operators.aggregates import JOURNEYS, OFFERS, MinuteSeries, PipelineTotals, RedisKeys
 from operators.archive import ArchiveBuffer
 from operators.decode import BatchDecoder, shard_name
 from operators.journeys import (
@@ -361,6 +363,8 @@ def build_flow(
     dead_letter_sink: Sink[Any] | None = None,
     clock: Clock = time.time,
     segments: SegmentLookup | None = None,
+    offers_sink: Sink[Any] | None = None,
+    profiles: ProfileLookup | None = None,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -372,6 +376,8 @@ def build_flow(
         dead_letter_sink: override for tests; defaults to ``<topic>.dlq`` on Kafka.
         clock: wall clock for the archive's age-based writes.
         segments: customer id → segment; defaults to the customer store in Redis.
+        offers_sink: override for tests; defaults to the offers and decisions topics on Kafka.
+        profiles: customer id → profile for the offers; defaults to the customer store.
     """
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
@@ -389,6 +395,7 @@ def build_flow(
         journey_shards=settings.shard_count,
         partition_idle_ms=settings.partition_idle_s * 1000,
         input_positions=input_positions(source),
+        offers=settings.campaigns_dir is not None,
     )
     shard_out = op.stateful_batch(
         "shard_state", by_shard, lambda resume: ShardLogic(shard_config, resume)
@@ -412,9 +419,46 @@ def build_flow(
     )
     journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
+    figure_deltas: Stream[tuple[str, Any]] = is_figures.trues
+    offer_minute_writes: list[Stream[tuple[str, list[RedisWrite]]]] = []
+    if settings.campaigns_dir is not None:
+        offer_messages, offer_deltas = add_offers(
+            shard_out, settings, profiles=profiles, clock=clock
+        )
+        op.output(
+            "offers_out",
+            offer_messages,
+            offers_sink or KafkaSink(settings.kafka_brokers, topic=None),
+        )
+        is_offer_figures = op.branch(
+            "split_offer_figures", offer_deltas, lambda kv: kv[0] == OFFER_FIGURES
+        )
+        figure_deltas = op.merge(
+            "all_figures",
+            figure_deltas,
+            op.map("offer_figure_deltas", is_offer_figures.trues, lambda kv: (FIGURES, kv[1])),
+        )
+        offer_minutes = op.filter(
+            "offer_minutes", is_offer_figures.falses, lambda kv: kv[0] == OFFERS_PER_MINUTE
+        )
+        offer_minute_writes.append(
+            op.stateful_batch(
+                "offers_by_minute",
+                offer_minutes,
+                lambda resume: MinuteSeriesLogic(
+                    MinuteSeries(
+                        keys,
+                        settings.allowed_lateness_s * 1000,
+                        settings.minute_retention_s,
+                        resume,
+                        OFFERS,
+                    )
+                ),
+            )
+        )
     figure_writes = op.stateful_batch(
         "figures",
-        is_figures.trues,
+        figure_deltas,
         lambda resume: TotalsLogic(
             Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
         ),
@@ -460,6 +504,7 @@ def build_flow(
             pipeline_writes,
             figure_writes,
             journey_minute_writes,
+            *offer_minute_writes,
         ),
         lambda kv: kv[1],
     )

@@ -49,13 +49,15 @@ def prepare_recovery(recovery_dir: Path) -> RecoveryConfig:
 
 
 def prepare_topics(settings: Settings, source_spec: str) -> list[str]:
-    """Create the event and dead-letter topics the job needs, when configured to."""
+    """Create the event, dead-letter and offer topics the job needs, when configured to."""
     if not settings.kafka_create_topics:
         return []
     topics: list[str] = [settings.file_dlq_topic] if source_spec.startswith("file:") else []
     if source_spec == "kafka":
         topics += list(settings.events_topics)
         topics += [settings.dlq_topic_for(t) for t in settings.events_topics]
+    if settings.campaigns_dir is not None:
+        topics += [settings.offers_topic, settings.offer_decisions_topic]
     return ensure_topics(settings.kafka_brokers, topics, settings.kafka_topic_partitions)
 
 

@@ -210,6 +210,9 @@ class OffersShard:
         self._runner = RuleRunner(config.rule_timeout_ms)
         self._low_ms = -(2**62)
         self._freed_minute = -1
+        # Wall time when the input last moved on (None: not since a restart).
+        self._progress_at_ms: int | None = None
+        self._started_ms = int(time.time() * 1000)
         if snapshot is not None:
             state = decode_snapshot(snapshot, OffersSnapshot, SNAPSHOT_VERSION)
             self.customers = dict(state.customers)
@@ -284,7 +287,9 @@ class OffersShard:
                     profile = looked_up[customer_id]
                     self._decide(arrival, state, profile, candidates, now_ms, result)
             self._remember(state, event, event_ms)
-        self._low_ms = max(self._low_ms, low_ms)
+        if low_ms > self._low_ms:
+            self._low_ms = low_ms
+            self._progress_at_ms = now_ms
         self.release(campaigns, profiles, now_ms, result)
         return result
 
@@ -465,13 +470,27 @@ class OffersShard:
         profiles: ProfileLookup,
         now_ms: int,
         result: OffersResult | None = None,
+        *,
+        everything: bool = False,
     ) -> OffersResult:
-        """Send (or suppress) every pending offer that is due, then free idle customers."""
+        """Send (or suppress) every pending offer that is due, then free idle customers.
+
+        An offer is due when the input has passed its send time or, while the input is quiet
+        (no progress for the grace period; never in the first minute after a restart, when a
+        backlog may be on its way), when the wall clock has. ``everything`` releases them all
+        (the end of a bounded input).
+        """
         result = result if result is not None else OffersResult([], [], {}, {})
+        grace = self.config.release_grace_ms
+        since = self._progress_at_ms
+        quiet = (
+            now_ms - since >= grace if since is not None else now_ms - self._started_ms >= 60_000
+        )
+        wall_limit = now_ms - grace if quiet else -(2**62)
         due: dict[str, set[str]] = {}
         for heap, limit in (
-            (self._by_send_at, self._low_ms),
-            (self._by_wall, now_ms - self.config.release_grace_ms),
+            (self._by_send_at, 2**62 if everything else self._low_ms),
+            (self._by_wall, wall_limit),
         ):
             while heap and heap[0][0] <= limit:
                 _, customer_id, offer = heapq.heappop(heap)

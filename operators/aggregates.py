@@ -74,6 +74,8 @@ class MinuteFamily(msgspec.Struct, frozen=True):
 
 EVENTS_BY_TYPE = MinuteFamily("events_by_type", EVENT_TYPES, with_total=True)
 JOURNEYS = MinuteFamily("journeys", ("active_customers", "sessions_started", "sessions_converted"))
+# Offers by the minute they went out (sent, held out) or were suppressed.
+OFFERS = MinuteFamily("offers", ("sent", "held_out", "suppressed"))
 
 
 class MinuteSeries:

@@ -52,6 +52,8 @@ class ShardConfig(msgspec.Struct, frozen=True):
     input_positions: tuple[str, ...] = ()
     """Every input partition (``<source>#<partition>``), when known: until each has reported,
     nothing is late."""
+    offers: bool = False
+    """Hand every on-time event with a customer id to the offers, by customer shard."""
 
 
 JourneyItem = tuple[str, SessionEvent]
@@ -149,6 +151,8 @@ class ShardBatchResult(msgspec.Struct, gc=False):
     """On-time events with their identity, by journeys shard."""
     watermark_ms: int = -(2**62)
     """This shard's watermark after the batch (the input's progress less the lateness)."""
+    offers: dict[str, list[Arrival]] = {}
+    """On-time events with a customer id, by customer shard (when offers are on)."""
 
 
 class Shard:
@@ -210,6 +214,7 @@ class Shard:
             shard_names.clear()
         identities = self.identities
         undecided = self._undecided
+        offers: dict[str, list[Arrival]] | None = {} if self._config.offers else None
         for arrival in arrivals:
             event = arrival.event
             event_id = event.event_id
@@ -243,6 +248,8 @@ class Shard:
                         customer_id, journey_shards
                     )
                 journeys.setdefault(name, []).append((customer_id, journey_event))
+                if offers is not None:
+                    offers.setdefault(name, []).append(arrival)
             else:
                 undecided[event_id] = journey_event
         for where, newest in (progress or {}).items():
@@ -264,7 +271,9 @@ class Shard:
                 per_type[event_type] = n
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
-        return ShardBatchResult(minute_counts, pipeline, archive_rows, journeys, watermark)
+        return ShardBatchResult(
+            minute_counts, pipeline, archive_rows, journeys, watermark, offers or {}
+        )
 
     def flush_identities(self) -> dict[str, list[JourneyItem]]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""

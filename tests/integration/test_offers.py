@@ -1,0 +1,188 @@
+"""Offers through the real Kafka and Redis: simulated traffic with ATM declines, rejected standing
+orders and abandoned loan applications, real customer profiles in the store, and a SIGKILL and
+resume mid-stream. The offers on the topic must be exactly the ones computed independently from
+the input; nobody without consent gets one."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sources.customer_sample import sample_rows
+from sources.kafka import ensure_topics
+from sources.simulator import SimulationConfig, generate
+from sources.simulator_output import KafkaWriter
+from tests.conftest import Services
+from tests.recovery.test_kill_resume import accepted, wait_for
+from tests.support.customers import load_simulated_customers
+from tests.support.job import run_job, start_job
+from tests.support.offers_reference import CampaignSpec, expected_offers
+from tests.support.readback import redis_dump, topic_values
+from tests.support.reference import expected_from
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
+           "abandoned_loan_application.py")  # fmt: skip
+LOAN_FORM = "loan_application_form"
+
+
+def _products(customer: dict[str, str]) -> list[str]:
+    return customer.get("products", "").split(";")
+
+
+def _atm_decline(event: dict[str, Any], customer: dict[str, str]) -> bool:
+    props = event.get("properties", {})
+    return (
+        event["event_type"] == "transaction"
+        and event["channel"] == "atm"
+        and props.get("kind") == "atm_withdrawal"
+        and props.get("status") == "declined"
+        and props.get("reason") == "insufficient_funds"
+        and "personal_loan" not in _products(customer)
+    )
+
+
+def _rejected_transfer(event: dict[str, Any], customer: dict[str, str]) -> bool:
+    props = event.get("properties", {})
+    return (
+        event["event_type"] == "transaction"
+        and event["channel"] == "core"
+        and props.get("kind") == "transfer"
+        and props.get("status") == "rejected"
+        and props.get("reason") == "insufficient_funds"
+        and "overdraft" not in _products(customer)
+    )
+
+
+def _loan_form_started(event: dict[str, Any], customer: dict[str, str]) -> bool:
+    return (
+        event["event_type"] == "form_start"
+        and event.get("form") == LOAN_FORM
+        and "personal_loan" not in _products(customer)
+    )
+
+
+def _conversion(event: dict[str, Any]) -> bool:
+    return bool(event["event_type"] == "conversion")
+
+
+def _loan_done(event: dict[str, Any]) -> bool:
+    submitted = event["event_type"] == "form_submit" and event.get("form") == LOAN_FORM
+    return submitted or _conversion(event)
+
+
+# The shipped campaigns' declarations, restated (campaigns/*.py).
+SPECS = [
+    CampaignSpec("atm-decline-personal-loan", _atm_decline, _conversion,
+                 timedelta(seconds=45), timedelta(days=30), 1, 0.10, priority=90),
+    CampaignSpec("rejected-transfer-overdraft", _rejected_transfer, _conversion,
+                 timedelta(minutes=1), timedelta(days=30), 1, 0.10, priority=85),
+    CampaignSpec("abandoned-loan-callback", _loan_form_started, _loan_done,
+                 timedelta(minutes=20), timedelta(days=7), 1, 0.10, priority=70),
+]  # fmt: skip
+
+
+def test_offers_are_exactly_the_expected_ones_across_a_crash(
+    services: Services, tmp_path: Path
+) -> None:
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    for name in SHIPPED:
+        shutil.copy(ROOT / "campaigns" / name, campaigns / name)
+    base = services.settings
+    topic = base.events_topics[0]
+    settings = base.model_copy(
+        update={
+            "epoch_interval_s": 1.0,
+            "kafka_batch_size": 500,
+            "campaigns_dir": campaigns,
+            "offers_topic": f"{topic}.offers",
+            "offer_decisions_topic": f"{topic}.offer-decisions",
+            # Simulated January traffic: the wall clock is months later.
+            "offers_max_trigger_age_s": 0,
+            "offers_holdout_share": 0.05,
+        }
+    )
+    ensure_topics(
+        settings.kafka_brokers,
+        [topic, settings.dlq_topic_for(topic), settings.offers_topic,
+         settings.offer_decisions_topic],
+        4,
+    )  # fmt: skip
+    # 08:00-11:00 in Warsaw, a busy morning for 3,000 customers.
+    config = SimulationConfig(
+        customers=3000, rate=40.0, duration_s=3 * 3600, seed=515, duplicate_rate=0.01,
+        malformed_rate=0.002, start=datetime(2026, 1, 15, 7, 0, tzinfo=UTC),
+    )  # fmt: skip
+    load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, config)
+    customers = {row["customer_id"]: row for row in sample_rows(config)}
+
+    messages = list(generate(config))
+    cut = int(len(messages) * 0.4)
+    recovery = tmp_path / "recovery"
+    log = tmp_path / "job.log"
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        for message in messages[:cut]:
+            writer.write(message)
+    job = start_job(settings, "kafka", recovery, log)
+    try:
+        wait_for(lambda: accepted(services, settings) > cut // 3, 120, "the job to make progress")
+        time.sleep(2.5)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(30)
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        for message in messages[cut:]:
+            writer.write(message)
+    run_job(settings, "kafka", recovery)
+
+    events = list(expected_from([m.value for m in messages]).valid_unique.values())
+    expected = expected_offers(
+        events, customers, SPECS, holdout_share=0.05, global_daily_cap=3, timezone="Europe/Warsaw"
+    )
+    # The run is big enough to exercise every rule.
+    assert len(expected.sent) > 100, len(expected.sent)
+    assert expected.held_out and expected.cancelled and expected.no_consent and expected.capped
+    assert {c for c, _, _ in expected.sent.values()} != set()
+
+    offers = [msgspec.json.decode(v) for v in topic_values(settings, settings.offers_topic)]
+    ids = {o["offer_id"] for o in offers}
+    missing = set(expected.sent) - ids
+    unexpected = ids - set(expected.sent)
+    assert not missing and not unexpected, (len(missing), len(unexpected), log.read_text()[-3000:])
+    for offer in offers:
+        customer = customers[offer["customer_id"]]
+        assert customer["sms_consent"] == "true", offer
+        assert (offer["customer_id"], offer["campaign_id"], offer["trigger_event_id"]) == (
+            expected.sent[offer["offer_id"]]
+        )
+        assert offer["campaign_version"] == 1
+        assert offer["phone"] == customer["phone"]
+        assert customer["first_name"] in offer["text"]
+        assert offer["send_at"] > offer["trigger_time"]
+
+    # The audit trail: every final decision, once per offer id however often it was written.
+    decisions = [
+        msgspec.json.decode(v) for v in topic_values(settings, settings.offer_decisions_topic)
+    ]
+    final = {d["offer_id"]: d for d in decisions if d["stage"] == "release"}
+    assert {o for o, d in final.items() if d["outcome"] == "held_out"} == expected.held_out
+    assert {o for o, d in final.items() if d.get("reason") == "cancelled"} == expected.cancelled
+    matches = {d["offer_id"]: d for d in decisions if d["stage"] == "match"}
+    assert {o for o, d in matches.items() if d.get("reason") == "no_consent"} == expected.no_consent
+    capped = {o for o, d in matches.items() if d.get("reason") in ("cooldown", "frequency_cap")}
+    assert capped == expected.capped
+
+    # Redis: offers sent per campaign for the day, exact despite the replay.
+    dump = redis_dump(services.redis, settings.redis_prefix)
+    sent_today = dump[f"{settings.redis_prefix}:offers:2026-01-15:sent"]
+    assert {k: int(v) for k, v in sent_today.items()} == dict(
+        Counter(campaign for _, campaign, _ in expected.sent.values())
+    )
