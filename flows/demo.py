@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis
@@ -24,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
 # The demo keeps one recovery store per state format, so that a checkout with changed state
 # does not try to resume a store it cannot read.
-STATE_FORMAT = "2026-11-25.2"
+STATE_FORMAT = "2026-11-25.3"
 
 
 def _text(value: bytes | str) -> str:
@@ -55,6 +57,11 @@ def _summary(
     table.add_row("duplicates dropped", f"{totals.get('duplicates', 0):,}")
     table.add_row("late events", f"{totals.get('late', 0):,}")
     table.add_row("dead letters", f"{totals.get('dead_letters', 0):,}")
+    today = datetime.now(UTC).date().isoformat()
+    for outcome in ("sent", "held_out", "suppressed"):
+        by_campaign = client.hgetall(f"{settings.redis_prefix}:offers:{today}:{outcome}")
+        total = sum(int(v) for v in by_campaign.values())
+        table.add_row(f"offers {outcome.replace('_', ' ')} today", f"{total:,}")
     table.add_row("Redis keys written", f"{redis_keys:,}")
     table.add_row("Parquet files on S3", f"{len(files):,}")
     return table, (now, valid)
@@ -65,9 +72,16 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     console = Console()
     console.print("[bold]Starting the local stack (Kafka, Redis, S3)...[/bold]")
     subprocess.run([sys.executable, "-m", "devstack", "up", "--only", "kafka,redis,s3"], check=True)
+    if settings.campaigns_dir is None:
+        settings = settings.model_copy(update={"campaigns_dir": ROOT / "campaigns"})
     ensure_topics(
         settings.kafka_brokers,
-        [*settings.events_topics, *(settings.dlq_topic_for(t) for t in settings.events_topics)],
+        [
+            *settings.events_topics,
+            *(settings.dlq_topic_for(t) for t in settings.events_topics),
+            settings.offers_topic,
+            settings.offer_decisions_topic,
+        ],
         settings.kafka_topic_partitions,
     )
     DEMO_DIR.mkdir(parents=True, exist_ok=True)
@@ -91,6 +105,7 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         ],
         stdout=job_log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "CLICKSTREAM_CAMPAIGNS_DIR": str(settings.campaigns_dir)},
     )
     simulator = subprocess.Popen(
         [
@@ -134,6 +149,10 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         f"  S3     s3://{settings.s3_bucket}/{settings.s3_prefix}/events/dt=.../hour=.../"
         f"  (endpoint {settings.s3_endpoint_url})\n"
         f"  Kafka  dead letters on {dlq_topics}\n"
+        f"         offers on {settings.offers_topic} (`clickstream offers tail`), every decision "
+        f"on {settings.offer_decisions_topic}\n"
+        f"    HGETALL {prefix}:offers:<YYYY-MM-DD>:campaign:<campaign id>   offer outcomes\n"
+        f"  Campaigns {settings.campaigns_dir} (edit a file: the job reloads it)\n"
         f"  Logs   {DEMO_DIR}/job.log, {DEMO_DIR}/simulator.log; the stack keeps running "
         "(`clickstream stack down` stops it)",
         emoji=False,
