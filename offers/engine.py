@@ -45,6 +45,7 @@ from offers.records import (
     CONTROL_GROUP,
     COOLDOWN,
     DAILY_CAP,
+    DECISION_SCHEMA,
     EXPIRED,
     FREQUENCY_CAP,
     GLOBAL_HOLDOUT,
@@ -345,10 +346,11 @@ class OffersShard:
                 continue
             params, error, detail = self._runner.run(found, event, profile, history)
             if error is None and params is not None:
-                values = {name: getattr(profile, name) for name in PROFILE_FIELDS}
+                # A profile field the extract leaves empty renders as nothing.
+                values = {name: getattr(profile, name) or "" for name in PROFILE_FIELDS}
                 values.update(params)
                 try:
-                    text = found.render(values)
+                    text = _tidy(found.render(values))
                 except (KeyError, ValueError, IndexError, AttributeError) as exc:
                     error, detail = RULE_RAISED, f"template: {type(exc).__name__}: {exc}"
                 else:
@@ -567,6 +569,7 @@ class OffersShard:
             trigger_time=iso_ms(pending.trigger_ms),
             decided_at=iso_ms(now_ms),
             send_at=iso_ms(pending.send_at_ms),
+            schema=DECISION_SCHEMA,
         )
         result.decisions.append(decision)
         self._count(result, pending.campaign_id, pending.trigger_ms, outcome, reason, "release")
@@ -634,6 +637,7 @@ class OffersShard:
                 decided_at=iso_ms(now_ms),
                 send_at=None if send_at_ms is None else iso_ms(send_at_ms),
                 latency_ms=latency,
+                schema=DECISION_SCHEMA,
             )
         )
         self._count(result, found.id, arrival.event_ms, outcome, reason, "match", latency)
@@ -675,6 +679,12 @@ class OffersShard:
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
         return encode_snapshot(OffersSnapshot(SNAPSHOT_VERSION, self.customers))
+
+
+def _tidy(text: str) -> str:
+    """A text whose opening placeholder was empty (``", short of cash?"``) starts cleanly."""
+    trimmed = text.lstrip(" ,;:-")
+    return trimmed[:1].upper() + trimmed[1:] if trimmed != text else text
 
 
 def _utc_date(day: int) -> str:

@@ -78,7 +78,10 @@ def load_file(path: Path) -> list[Campaign]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # Compiled from the bytes on disk: the bytecode cache trusts whole-second timestamps
+        # and would run the old rule after a same-size edit within a second.
+        source = path.read_bytes()
+        exec(compile(source, str(path), "exec"), module.__dict__)
     except CampaignError as exc:
         raise CampaignError(f"{path}: {exc}") from None
     except BaseException as exc:  # any failure of user code rejects the file
@@ -161,9 +164,9 @@ class CampaignRegistry:
         self.directory = directory
         self._reload_s = reload_s
         self._clock = clock
-        self._files: dict[Path, tuple[tuple[int, int], list[Campaign]]] = {}
+        self._files: dict[Path, tuple[str, list[Campaign]]] = {}
         self._checked_at = -float("inf")
-        self._rejected: dict[Path, tuple[tuple[int, int], str]] = {}
+        self._rejected: dict[Path, tuple[str, str]] = {}
         self._set = CampaignSet(())
         self.current()
 
@@ -194,10 +197,9 @@ class CampaignRegistry:
             changed = True
         for path in paths:
             try:
-                stat = path.stat()
+                stamp = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
             except OSError:
                 continue
-            stamp = (stat.st_mtime_ns, stat.st_size)
             previous = self._files.get(path)
             if previous is not None and previous[0] == stamp:
                 continue
@@ -209,7 +211,7 @@ class CampaignRegistry:
             self._set = CampaignSet(c for _, campaigns in self._files.values() for c in campaigns)
             log.info("campaigns: running %s", self._set.fingerprint or "none")
 
-    def _load(self, path: Path, stamp: tuple[int, int]) -> bool:
+    def _load(self, path: Path, stamp: str) -> bool:
         try:
             campaigns = load_file(path)
             others = {c.id: p for p, (_, cs) in self._files.items() if p != path for c in cs}
@@ -218,7 +220,7 @@ class CampaignRegistry:
                     msg = f"{path}: campaign id {item.id!r} is already in {others[item.id]}"
                     raise CampaignError(msg)
         except CampaignError as exc:
-            kept = len(self._files.get(path, ((0, 0), []))[1])
+            kept = len(self._files.get(path, ("", []))[1])
             log.error("campaigns: rejected %s; keeping its %d previous campaigns", exc, kept)
             self._rejected[path] = (stamp, str(exc))
             return False

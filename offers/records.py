@@ -111,4 +111,5 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     send_at: str | None = None
     latency_ms: int | None = None
     """Match stage: from the trigger entering Kafka to the decision."""
-    schema: str = DECISION_SCHEMA
+    schema: str
+    """Always :data:`DECISION_SCHEMA` (required, so that it is never omitted)."""

@@ -174,11 +174,6 @@ def test_a_broken_file_at_start_is_reported_and_the_others_run(folder: Folder) -
     assert list(registry.problems) == [broken]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="offers.loader imports through the bytecode cache, whose stamp is the source's "
-    "whole-second mtime and size: a same-size edit within one second loads the old code",
-)
 def test_a_same_size_edit_within_one_second_is_picked_up(
     folder: Folder, monkeypatch: pytest.MonkeyPatch
 ) -> None:

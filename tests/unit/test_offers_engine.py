@@ -417,3 +417,20 @@ def test_idle_customers_are_freed() -> None:
     # After the history window and the cooldown, and the next bank day for the cap.
     engine.advance(BASE + timedelta(days=2))
     assert engine.shard.customers == {}
+
+
+def test_a_missing_first_name_leaves_no_trace_in_the_text() -> None:
+    engine = Engine(
+        [loan_campaign(template="{first_name}, a loan of {limit}", send_delay=0)],
+        profiles={"C1": Profile("C1", sms_consent=True)},
+    )
+    engine.feed(atm("e1", BASE))
+    assert [o.text for o in engine.sent] == ["A loan of 5000"]
+
+
+def test_decisions_always_carry_their_schema() -> None:
+    engine = Engine([loan_campaign()])
+    engine.feed(atm("e1", BASE))
+    assert b'"schema":"bank-clickstream/offer-decision/v1"' in msgspec.json.encode(
+        engine.decisions[0]
+    )
