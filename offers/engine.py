@@ -132,41 +132,56 @@ class RuleTimeoutError(Exception):
     """Raised inside a rule that ran past its time budget."""
 
 
+class _Alarm:
+    """The process's one SIGALRM handler: it interrupts the rule that armed it, if any."""
+
+    armed = False
+    installed = False
+
+    @classmethod
+    def install(cls) -> bool:
+        """Install the handler (on the main thread only); True when rules can be interrupted."""
+        if not hasattr(signal, "setitimer"):
+            return False
+        if threading.current_thread() is not threading.main_thread():
+            return cls.installed
+        if signal.getsignal(signal.SIGALRM) != cls._on_alarm:
+            signal.signal(signal.SIGALRM, cls._on_alarm)
+            cls.installed = True
+        return True
+
+    @classmethod
+    def _on_alarm(cls, _signum: int, _frame: object) -> None:
+        if cls.armed:
+            raise RuleTimeoutError
+
+
 class RuleRunner:
     """Runs a rule with a time budget.
 
-    On the main thread a SIGALRM timer interrupts a rule that runs too long; elsewhere the time is
-    checked afterwards (the rule's answer is then discarded just the same).
+    On the main thread (a single-worker job) a SIGALRM timer interrupts a rule that runs too
+    long; on other threads the time is checked afterwards (the answer is discarded the same).
     """
 
     def __init__(self, timeout_ms: int) -> None:
         """Runner with the given budget per call."""
         self._timeout_s = timeout_ms / 1000
-        self._armed = False
-        self._timer = (
-            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-        )
-        if self._timer:
-            signal.signal(signal.SIGALRM, self._on_alarm)
-
-    def _on_alarm(self, _signum: int, _frame: object) -> None:
-        if self._armed:
-            raise RuleTimeoutError
+        self._timer = _Alarm.install()
 
     def run(
         self, campaign: Campaign, event: Event, profile: CustomerProfile, history: History
     ) -> tuple[dict[str, Any] | None, str | None, str | None]:
         """(template parameters or None, error reason, error detail)."""
-        timer = self._timer and threading.current_thread() is threading.main_thread()
+        timer = self._timer and _Alarm.install()
         started = time.perf_counter()
         try:
             if timer:
-                self._armed = True
+                _Alarm.armed = True
                 signal.setitimer(signal.ITIMER_REAL, self._timeout_s)
             try:
                 result = campaign.rule(event, profile, history)
             finally:
-                self._armed = False
+                _Alarm.armed = False
                 if timer:
                     signal.setitimer(signal.ITIMER_REAL, 0)
             if time.perf_counter() - started > self._timeout_s:
@@ -527,7 +542,8 @@ class OffersShard:
         reason = pending.cancelled
         if reason is None and (profile is None or not consent_for(profile, pending.channel)):
             reason = NO_CONSENT
-        if reason is None and (found is None or not found.valid_on(self.local_day(now_ms))):
+        sent_on = self.local_day(pending.send_at_ms)
+        if reason is None and (found is None or not found.valid_on(sent_on)):
             reason = EXPIRED
         if reason is not None:
             counts = state.counts.get(pending.day)

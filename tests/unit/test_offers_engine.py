@@ -434,3 +434,24 @@ def test_decisions_always_carry_their_schema() -> None:
     assert b'"schema":"bank-clickstream/offer-decision/v1"' in msgspec.json.encode(
         engine.decisions[0]
     )
+
+
+def test_every_shard_of_a_process_cuts_off_slow_rules() -> None:
+    @campaign(id="slow", version=1, template="x", triggers=[ATM_DECLINE])
+    def slow(event: Event, profile: Profile, history: History) -> bool:
+        while True:
+            pass
+
+    first, second = Engine([slow], rule_timeout_ms=30), Engine([slow], rule_timeout_ms=30)
+    first.feed(atm("e1", BASE))
+    second.feed(atm("e2", BASE))
+    assert first.outcomes() == second.outcomes() == [("slow", "rule_error", "rule_timeout")]
+
+
+def test_a_campaign_that_ends_before_the_send_time_sends_nothing() -> None:
+    night = datetime(2026, 1, 15, 22, 50, tzinfo=UTC)  # 23:50 in Warsaw
+    engine = Engine([loan_campaign(valid_until="2026-01-15", send_delay="20m")], quiet_hours=None)
+    engine.feed(atm("e1", night))
+    engine.advance(night + timedelta(hours=1))
+    assert engine.sent == []
+    assert engine.outcomes("release") == [("loan", "suppressed", "expired")]
