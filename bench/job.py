@@ -14,24 +14,34 @@ from datetime import timedelta
 from typing import Any
 
 from bytewax.inputs import StatefulSourcePartition
+from bytewax.outputs import Sink
 from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
-from flows.runner import tune_gc
+from flows.runner import prepare_recovery, tune_gc
 from flows.settings import load_settings
 from sources.kafka import KafkaEventSource
 
 FIRST_BATCH: list[float] = []
+INPUT_GAPS: list[float] = []
+"""Seconds between consecutive non-empty input batches (per partition): the stream's pauses."""
+LAST_BATCH: list[float] = [0.0]
 
 
 class _TimedPartition(StatefulSourcePartition[Any, Any]):
     def __init__(self, inner: StatefulSourcePartition[Any, Any]) -> None:
         self._inner = inner
+        self._last: float | None = None
 
     def next_batch(self) -> Any:
         batch = self._inner.next_batch()
-        if batch and not FIRST_BATCH:
-            FIRST_BATCH.append(time.time())
+        if batch:
+            now = time.time()
+            if not FIRST_BATCH:
+                FIRST_BATCH.append(now)
+            if self._last is not None:
+                INPUT_GAPS.append(now - self._last)
+            self._last = LAST_BATCH[0] = now
         return batch
 
     def next_awake(self) -> Any:
@@ -49,19 +59,26 @@ class _TimedKafkaSource(KafkaEventSource):
         return _TimedPartition(super().build_part(step_id, for_part, resume_state))
 
 
-def main() -> None:
-    """Run once and print one JSON line: first consumed and last flushed (epoch s), peak RSS.
+def run(
+    workers: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+    archive_sink: Sink[Any] | None = None,
+) -> dict[str, Any]:
+    """Run the job over the configured topic until its end; return its timings.
 
-    Arguments: workers per process, then optionally process id and ``;``-joined addresses.
+    With ``CLICKSTREAM_RECOVERY_DIR`` set, state is snapshotted every epoch as in production.
+
+    Returns:
+        ``first`` and ``last`` input batch and ``ended`` (epoch s), ``startup_s``,
+        ``peak_rss_mb`` and ``max_input_gap_s`` (the longest time between two input batches).
     """
-    workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
-    process_id = int(sys.argv[2]) if len(sys.argv) > 2 else None
-    addresses = sys.argv[3].split(";") if len(sys.argv) > 3 else None
     settings = load_settings()
     source = _TimedKafkaSource(
         settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
-    flow = build_flow(settings, source)
+    flow = build_flow(settings, source, archive_sink=archive_sink)
+    recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
     tune_gc()
     started = time.time()
     cli_main(
@@ -70,16 +87,29 @@ def main() -> None:
         process_id=process_id,
         addresses=addresses,
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
+        recovery_config=recovery,
     )
     ended = time.time()
     first = FIRST_BATCH[0] if FIRST_BATCH else started
-    result = {
+    return {
         "first": first,
+        "last": LAST_BATCH[0],
         "ended": ended,
         "startup_s": first - started,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "max_input_gap_s": max(INPUT_GAPS, default=0.0),
     }
-    print(json.dumps(result))
+
+
+def main() -> None:
+    """Run once and print one JSON line: first consumed and last flushed (epoch s), peak RSS.
+
+    Arguments: workers per process, then optionally process id and ``;``-joined addresses.
+    """
+    workers = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    process_id = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    addresses = sys.argv[3].split(";") if len(sys.argv) > 3 else None
+    print(json.dumps(run(workers, process_id, addresses)))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import redis
 import typer
 from rich.console import Console
 
-from flows.settings import load_settings
+from flows.settings import Settings, load_settings
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter, emit
@@ -41,32 +41,9 @@ def bench(
     noise: Annotated[bool, typer.Option(help="2% duplicates, 1% malformed, 1% late.")] = True,
 ) -> None:
     """Run the throughput benchmark once and print the figures."""
-    run_id = uuid.uuid4().hex[:8]
-    settings = load_settings(
-        events_topics=(f"bench-{run_id}",),
-        redis_prefix=f"bench-{run_id}",
-        s3_prefix=f"bench-{run_id}",
-        kafka_batch_size=batch_size,
-        shard_count=shards,
+    settings, config = produce(
+        events, partitions, batch_size=batch_size, shards=shards, customers=customers, noise=noise
     )
-    topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
-    rate = 3000.0
-    config = SimulationConfig(
-        customers=customers,
-        rate=rate,
-        duration_s=events / rate,
-        seed=1,
-        duplicate_rate=0.02 if noise else 0.0,
-        malformed_rate=0.01 if noise else 0.0,
-        late_rate=0.01 if noise else 0.0,
-    )
-    console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
-    produce_started = time.perf_counter()
-    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
-        summary = emit(generate(config), writer, expected_events=config.event_count)
-    console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
-
     console.print(
         f"running the job ({processes} process(es) x {workers} worker(s), batch {batch_size}, "
         f"{shards} shards)"
@@ -93,21 +70,16 @@ def bench(
         "peak_rss_mb": sum(r["peak_rss_mb"] for r in runs),
         "startup_s": max(r["startup_s"] for r in runs),
     }
-    client = redis.Redis.from_url(settings.redis_url)
-    raw: Any = client.hgetall(f"{settings.redis_prefix}:pipeline")
-    pipeline = {k.decode(): int(v) for k, v in raw.items()}
-    messages = sum(pipeline.get(k, 0) for k in ("valid", "duplicates", "dead_letters"))
-    if pipeline.get("valid") != config.event_count:
-        console.print(
-            f"[red]the job accepted {pipeline.get('valid')} of {config.event_count}[/red]"
-        )
+    messages, valid = pipeline_counts(settings)
+    if valid != config.event_count:
+        console.print(f"[red]the job accepted {valid} of {config.event_count}[/red]")
         raise typer.Exit(1)
     report = {
         "messages": messages,
-        "valid_events": pipeline["valid"],
+        "valid_events": valid,
         "seconds": round(figures["seconds"], 2),
         "messages_per_s": round(messages / figures["seconds"]),
-        "events_per_s": round(pipeline["valid"] / figures["seconds"]),
+        "events_per_s": round(valid / figures["seconds"]),
         "peak_rss_mb": round(figures["peak_rss_mb"]),
         "startup_s": round(figures["startup_s"], 2),
         "processes": processes,
@@ -115,15 +87,72 @@ def bench(
         "partitions": partitions,
         "batch_size": batch_size,
         "shards": shards,
-        "machine": f"{platform.machine()}, {_cpus()} cores, Python {platform.python_version()}",
+        "machine": machine(),
     }
     console.print_json(json.dumps(report))
+    forget(settings)
+
+
+def produce(
+    events: int,
+    partitions: int,
+    *,
+    batch_size: int = 5000,
+    shards: int = 128,
+    customers: int = 50_000,
+    noise: bool = True,
+) -> tuple[Settings, SimulationConfig]:
+    """Produce simulated events into a fresh topic; return settings for a job over them.
+
+    The settings name the topic and a Redis and S3 prefix of their own (``bench-<id>``).
+    """
+    run_id = uuid.uuid4().hex[:8]
+    settings = load_settings(
+        events_topics=(f"bench-{run_id}",),
+        redis_prefix=f"bench-{run_id}",
+        s3_prefix=f"bench-{run_id}",
+        kafka_batch_size=batch_size,
+        shard_count=shards,
+    )
+    topic = settings.events_topics[0]
+    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
+    rate = 3000.0
+    config = SimulationConfig(
+        customers=customers,
+        rate=rate,
+        duration_s=events / rate,
+        seed=1,
+        duplicate_rate=0.02 if noise else 0.0,
+        malformed_rate=0.01 if noise else 0.0,
+        late_rate=0.01 if noise else 0.0,
+    )
+    console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
+    produce_started = time.perf_counter()
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        summary = emit(generate(config), writer, expected_events=config.event_count)
+    console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
+    return settings, config
+
+
+def pipeline_counts(settings: Settings) -> tuple[int, int]:
+    """(messages read, valid events accepted) by the job, from its pipeline figures."""
+    client = redis.Redis.from_url(settings.redis_url)
+    raw: Any = client.hgetall(f"{settings.redis_prefix}:pipeline")
+    pipeline = {k.decode(): int(v) for k, v in raw.items()}
+    messages = sum(pipeline.get(k, 0) for k in ("valid", "duplicates", "dead_letters"))
+    return messages, pipeline.get("valid", 0)
+
+
+def forget(settings: Settings) -> None:
+    """Delete a run's Redis keys."""
+    client = redis.Redis.from_url(settings.redis_url)
     for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
         client.delete(key)
 
 
-def _cpus() -> int:
-    return os.cpu_count() or 0
+def machine() -> str:
+    """The machine, as the results name it."""
+    return f"{platform.machine()}, {os.cpu_count() or 0} cores, Python {platform.python_version()}"
 
 
 if __name__ == "__main__":

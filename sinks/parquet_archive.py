@@ -192,13 +192,22 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
     """Writes the archive objects decided upstream; it holds nothing past an epoch."""
 
     def __init__(
-        self, bucket: str, prefix: str, storage_options: dict[str, Any], lanes: int = 2
+        self,
+        bucket: str,
+        prefix: str,
+        storage_options: dict[str, Any],
+        lanes: int = 2,
+        writer: type[ArchiveWriter] = ArchiveWriter,
     ) -> None:
-        """Create the sink for ``s3://bucket/prefix`` with ``lanes`` upload threads."""
+        """Create the sink for ``s3://bucket/prefix`` with ``lanes`` upload threads.
+
+        ``writer`` is the class that encodes and uploads one object (the benchmark times it).
+        """
         self._bucket = bucket
         self._prefix = prefix
         self._storage_options = storage_options
         self._lanes = lanes
+        self._writer = writer
 
     def list_parts(self) -> list[str]:
         """One partition: the archive of this job."""
@@ -206,5 +215,5 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArchivePartition:
         """Open the S3 connection and the upload lanes."""
-        writer = ArchiveWriter(self._bucket, self._prefix, self._storage_options)
+        writer = self._writer(self._bucket, self._prefix, self._storage_options)
         return _ArchivePartition(writer, self._lanes)
