@@ -55,29 +55,45 @@ from offers import Event, History, Profile, Trigger, campaign
     version=1,
     priority={priority},
     send_delay="{delay}s",
-    cooldown="1d",
+    cooldown="7d",
     control_share=0.1,
     template="{{first_name}}: offer number {n}",
     triggers=[Trigger({trigger})],
 )
 def rule(event: Event, profile: Profile, history: History) -> bool:
-    recent = history.count({look}, within="30m")
-    return recent >= {threshold} and "{product}" not in profile.products
+    if profile.segment not in {segments!r} or "{product}" in profile.products:
+        return False
+    return {condition}
 """
-_TRIGGERS = (
-    ('"screen_view", screen="offers"', '"screen_view"'),
-    ('"screen_view", screen="loan_application"', '"screen_view"'),
-    ('"screen_view", screen="cards"', '"screen_view"'),
-    ('"screen_view", screen="help"', '"click"'),
-    ('"click", element="btn_apply"', '"screen_view"'),
-    ('"click", element="offer_credit_card"', '"click"'),
-    ('"click", element="btn_contact_consultant"', '"click"'),
-    ('"form_start", form="card_limit_form"', '"form_start"'),
-    ('"error"', '"error"'),
-    ('"transaction", properties={"kind": "card_payment"}', '"transaction"'),
-    ('"transaction", properties={"kind": "transfer"}', '"transaction"'),
-    ('"login"', '"login"'),
+# (trigger, condition): specific moments, as real campaigns are; most events match none.
+_KINDS = (
+    (
+        '"transaction", properties={{"kind": "card_payment", "merchant_category": "{merchant}"}}',
+        'float(event.properties.get("amount", 0)) > {amount}',
+    ),
+    (
+        '"transaction", properties={{"kind": "card_payment", "status": "declined"}}',
+        'history.count("transaction", within="24h", status="declined") >= {k}',
+    ),
+    (
+        '"transaction", properties={{"kind": "transfer"}}',
+        'float(event.properties.get("amount", 0)) > {amount} * 10',
+    ),
+    (
+        '"click", element="offer_{offer}"',
+        'history.count("screen_view", within="30m", screen="offers") >= {k}',
+    ),
+    ('"screen_view", screen="{screen}"', 'history.count("error", within="10m") >= {k}'),
+    (
+        '"form_start", form="{form}"',
+        'history.count("form_start", within="1d", form="{form}") >= {k}',
+    ),
 )
+_MERCHANTS = ("travel", "restaurant", "online", "fuel", "grocery", "other")
+_OFFERS = ("credit_card", "savings_account", "travel_insurance", "overdraft")
+_SCREENS = ("loan_application", "card_settings", "help", "cards", "transfer_confirm")
+_FORMS = ("card_limit_form", "transfer_form", "loan_application_form")
+_SEGMENTS = (("retail", "student"), ("premium", "private"), ("business",), ("retail",))
 _PRODUCTS = ("credit_card", "savings", "mortgage", "investment", "insurance", "personal_loan")
 
 
@@ -87,14 +103,22 @@ def write_campaigns(folder: Path, count: int) -> None:
     for path in shipped:
         shutil.copy(path, folder / path.name)
     for n in range(max(0, count - len(shipped))):
-        trigger, look = _TRIGGERS[n % len(_TRIGGERS)]
+        trigger, condition = _KINDS[n % len(_KINDS)]
+        values = {
+            "merchant": _MERCHANTS[n % len(_MERCHANTS)],
+            "amount": 100 + 50 * (n % 7),
+            "k": 1 + n % 3,
+            "offer": _OFFERS[n % len(_OFFERS)],
+            "screen": _SCREENS[n % len(_SCREENS)],
+            "form": _FORMS[n % len(_FORMS)],
+        }
         text = _CAMPAIGN.format(
             n=n,
             priority=n % 40,
             delay=5 + n % 30,
-            trigger=trigger,
-            look=look,
-            threshold=1 + n % 3,
+            trigger=trigger.format(**values),
+            condition=condition.format(**values),
+            segments=_SEGMENTS[n % len(_SEGMENTS)],
             product=_PRODUCTS[n % len(_PRODUCTS)],
         )
         (folder / f"bench_{n:02d}.py").write_text(text)

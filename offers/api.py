@@ -27,6 +27,7 @@ cooldown, quiet hours, arbitration, the send delay and control groups (docs/camp
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,7 @@ class CampaignError(ValueError):
     """A campaign cannot be used; the message names the campaign and every problem."""
 
 
+@functools.lru_cache(maxsize=1024)
 def duration_ms(value: Duration, what: str = "duration") -> int:
     """Milliseconds of a duration given as seconds or as text like ``"45s"`` or ``"30d"``.
 

@@ -168,11 +168,15 @@ class RuleRunner:
         self._timeout_s = timeout_ms / 1000
         self._timer = _Alarm.install()
 
+    def prepare(self) -> None:
+        """Before a batch of rules: make sure the timer's handler is (still) ours."""
+        self._timer = _Alarm.install()
+
     def run(
         self, campaign: Campaign, event: Event, profile: CustomerProfile, history: History
     ) -> tuple[dict[str, Any] | None, str | None, str | None]:
         """(template parameters or None, error reason, error detail)."""
-        timer = self._timer and _Alarm.install()
+        timer = self._timer
         started = time.perf_counter()
         try:
             if timer:
@@ -283,6 +287,8 @@ class OffersShard:
             if a.event.customer_id is not None and campaigns.may_trigger(a.event.event_type)
         }
         looked_up = profiles(wanted) if wanted else {}
+        if looked_up:
+            self._runner.prepare()
         for arrival in arrivals:
             customer_id = arrival.event.customer_id
             if customer_id is None:

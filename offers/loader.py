@@ -17,32 +17,41 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from offers.api import Campaign, CampaignError
+from offers.api import Campaign, CampaignError, Trigger
 from state.contract import Event
 
 log = logging.getLogger(__name__)
 
 
 class CampaignSet:
-    """Loaded campaigns with an index from event type to the campaigns that may trigger."""
+    """Loaded campaigns with an index from an event's values to the campaigns it may trigger.
+
+    Each trigger is filed under its event types and its most selective value (a screen, an
+    element, a form or a property), so an event is checked only against the few triggers filed
+    under its own values.
+    """
 
     def __init__(self, campaigns: Iterable[Campaign]) -> None:
         """Index ``campaigns`` (ids must be unique)."""
         ordered = sorted(campaigns, key=lambda c: (-c.priority, c.id))
         self.campaigns: tuple[Campaign, ...] = tuple(ordered)
         self.by_id: dict[str, Campaign] = {c.id: c for c in ordered}
-        self._by_type: dict[str, tuple[Campaign, ...]] = {}
-        any_type = [c for c in ordered if any(t.event_type is None for t in c.triggers)]
-        types = {name for c in ordered for t in c.triggers for name in t.event_type or ()}
-        for name in types:
-            self._by_type[name] = tuple(
-                c
-                for c in ordered
-                if c in any_type
-                or any(t.event_type is not None and name in t.event_type for t in c.triggers)
-            )
-        self._any = tuple(any_type)
+        self._rank = {c.id: n for n, c in enumerate(ordered)}
+        index: dict[tuple[str | None, str, Any], list[tuple[Trigger, Campaign]]] = {}
+        properties: dict[str | None, set[str]] = {}
+        for found in ordered:
+            for trigger in found.triggers:
+                attribute, value = _selective(trigger)
+                if attribute.startswith("p:"):
+                    for event_type in trigger.event_type or (None,):
+                        properties.setdefault(event_type, set()).add(attribute[2:])
+                for event_type in trigger.event_type or (None,):
+                    index.setdefault((event_type, attribute, value), []).append((trigger, found))
+        self._index = index
+        self._properties = {k: tuple(sorted(v)) for k, v in properties.items()}
+        self._types = {key[0] for key in index}
 
     def __len__(self) -> int:
         """How many campaigns are loaded."""
@@ -50,17 +59,50 @@ class CampaignSet:
 
     def may_trigger(self, event_type: str) -> bool:
         """True when some campaign looks at this event type at all (a cheap first filter)."""
-        return event_type in self._by_type or bool(self._any)
+        return event_type in self._types or None in self._types
 
     def candidates(self, event: Event) -> list[Campaign]:
         """Campaigns with a trigger matching ``event``, highest priority first."""
-        pool = self._by_type.get(event.event_type, self._any)
-        return [c for c in pool if any(t.matches(event) for t in c.triggers)]
+        index = self._index
+        found: dict[str, Campaign] = {}
+        for event_type in (event.event_type, None):
+            if event_type not in self._types:
+                continue
+            keys: list[tuple[str | None, str, Any]] = [
+                (event_type, "", None),
+                (event_type, "screen", event.screen),
+                (event_type, "element", event.element),
+                (event_type, "form", event.form),
+            ]
+            props = event.properties
+            for name in self._properties.get(event_type, ()):
+                if name in props:
+                    keys.append((event_type, f"p:{name}", props[name]))
+            for key in keys:
+                for trigger, owner in index.get(key, ()):
+                    if owner.id not in found and trigger.matches(event):
+                        found[owner.id] = owner
+        if len(found) < 2:
+            return list(found.values())
+        rank = self._rank
+        return sorted(found.values(), key=lambda c: rank[c.id])
 
     @property
     def fingerprint(self) -> str:
         """Ids and versions, to log what is running."""
         return ", ".join(f"{c.id}@{c.version}" for c in sorted(self.campaigns, key=lambda c: c.id))
+
+
+def _selective(trigger: Trigger) -> tuple[str, Any]:
+    """The value a trigger is filed under: its screen, element or form, else a property."""
+    for attribute in ("element", "screen", "form"):
+        value = getattr(trigger, attribute)
+        if value is not None:
+            return attribute, value
+    if trigger.properties:
+        name, value = trigger.properties[0]
+        return f"p:{name}", value
+    return "", None
 
 
 def load_file(path: Path) -> list[Campaign]:

@@ -15,13 +15,15 @@ FIRST_NAMES = ("Anna", "Piotr", "Katarzyna", "Tomasz", "Magdalena", "Jan", "Agni
                "Ewa", "Paweł", "Zofia", "Michał")  # fmt: skip
 PRODUCTS = ("current_account", "savings", "credit_card", "debit_card", "mortgage",
             "personal_loan", "investment", "insurance")  # fmt: skip
-COLUMNS = ("customer_id", "segment", "sms_consent", "phone", "first_name", "products")
+COLUMNS = ("customer_id", "segment", "sms_consent", "phone", "first_name", "products",
+           "push_consent")  # fmt: skip
 
 
 def sample_rows(config: SimulationConfig) -> list[dict[str, str]]:
     """One row per simulated customer: same ids and segments as the simulator's traffic.
 
-    SMS consent is yes for ~80%, no for ~15% and missing for ~5% (unknown: no SMS).
+    SMS consent is yes for ~80%, no for ~15% and missing for ~5% (unknown: no SMS); push
+    consent (an extra column the rules can read) is yes for ~70%, no otherwise.
     """
     rng = random.Random(f"extract:{config.seed}")
     rows = []
@@ -37,6 +39,7 @@ def sample_rows(config: SimulationConfig) -> list[dict[str, str]]:
                 "phone": f"+48{rng.randint(500_000_000, 899_999_999)}",
                 "first_name": rng.choice(FIRST_NAMES),
                 "products": ";".join(held),
+                "push_consent": "true" if rng.random() < 0.70 else "false",
             }
         )
     return rows
