@@ -137,7 +137,7 @@ class Settings(BaseSettings):
         description="Triggers older than this (wall clock) are expired, so that a back-fill "
         "never texts anyone; 0 turns it off.",
     )
-    offers_rule_timeout_ms: int = Field(50, ge=1, le=60_000, description="Budget of one rule.")
+    offers_rule_timeout_ms: int = Field(100, ge=1, le=60_000, description="Budget of one rule.")
     offers_release_grace_s: float = Field(
         2.0, ge=0, description="How long a due offer waits for quiet input before the wall clock."
     )

@@ -94,7 +94,7 @@ class OffersConfig(msgspec.Struct, frozen=True):
     session_gap_ms: int = 30 * 60_000
     max_trigger_age_ms: int = 3600_000
     """Against the wall clock; 0 turns it off (back-tests)."""
-    rule_timeout_ms: int = 50
+    rule_timeout_ms: int = 100
     release_grace_ms: int = 2000
 
 

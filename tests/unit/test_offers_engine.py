@@ -94,6 +94,8 @@ class Engine:
         self.campaigns = CampaignSet(campaigns)
         default = {"C1": Profile("C1", first_name="Ola", sms_consent=True)}
         self.profiles = default if profiles is None else profiles
+        # A generous budget: a loaded test machine must not turn a quick rule into a timeout.
+        config.setdefault("rule_timeout_ms", 2000)
         self.shard = OffersShard(OffersConfig(**config))
         self.decisions: list[Decision] = []
         self.sent: list[Any] = []
