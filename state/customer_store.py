@@ -117,6 +117,28 @@ def _batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     yield from reader
 
 
+def parse_extract(path: Path, batch_rows: int = 50_000) -> Iterator[list[CustomerProfile | str]]:
+    """Parse an extract (CSV with a header, or Parquet) batch by batch.
+
+    Yields:
+        One list per batch of rows, in file order: each row's profile, or the reason it is bad.
+
+    Raises:
+        ExtractError: the file has no ``customer_id`` column.
+        FileNotFoundError: no such file.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"customer extract not found: {path}")
+    for batch in _batches(path, batch_rows):
+        if "customer_id" not in batch.schema.names:
+            msg = f"{path} has no customer_id column (columns: {', '.join(batch.schema.names)})"
+            raise ExtractError(msg)
+        yield [
+            parse_row({k: None if v is None else str(v) for k, v in row.items()})
+            for row in batch.to_pylist()
+        ]
+
+
 def load_customers(
     client: redis.Redis,
     prefix: str,
@@ -138,27 +160,28 @@ def load_customers(
     report = LoadReport(version)
     encode = msgspec.msgpack.encode
     line = 1  # the header is line 1 of a CSV
-    for batch in _batches(path, batch_rows):
-        if "customer_id" not in batch.schema.names:
-            _drop_version(client, prefix, version)
-            msg = f"{path} has no customer_id column (columns: {', '.join(batch.schema.names)})"
-            raise ExtractError(msg)
-        pipe = client.pipeline(transaction=False)
-        for row in batch.to_pylist():
-            line += 1
-            parsed = parse_row({k: None if v is None else str(v) for k, v in row.items()})
-            if isinstance(parsed, str):
-                report.bad_rows += 1
-                if len(report.problems) < 20:
-                    report.problems.append(f"row {line}: {parsed}")
-                continue
-            pipe.hset(
-                bucket_key(prefix, version, parsed.customer_id), parsed.customer_id, encode(parsed)
-            )
-            report.rows += 1
-        pipe.execute()
-        if on_progress is not None:
-            on_progress(batch.num_rows)
+    try:
+        for rows in parse_extract(path, batch_rows):
+            pipe = client.pipeline(transaction=False)
+            for parsed in rows:
+                line += 1
+                if isinstance(parsed, str):
+                    report.bad_rows += 1
+                    if len(report.problems) < 20:
+                        report.problems.append(f"row {line}: {parsed}")
+                    continue
+                pipe.hset(
+                    bucket_key(prefix, version, parsed.customer_id),
+                    parsed.customer_id,
+                    encode(parsed),
+                )
+                report.rows += 1
+            pipe.execute()
+            if on_progress is not None:
+                on_progress(len(rows))
+    except ExtractError:
+        _drop_version(client, prefix, version)
+        raise
     previous = client.get(current_key(prefix))
     client.set(current_key(prefix), version)
     if previous is not None and previous.decode() != version:  # type: ignore[union-attr]
