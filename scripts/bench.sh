@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Throughput benchmark through the real local Kafka (see bench/RESULTS.md). Extra arguments go
 # to `python -m bench.run`, e.g. `make bench ARGS="--events 2000000"`; with `archive` first, to
-# the archive path's benchmark `python -m bench.archive`, e.g. `make bench ARGS="archive"`.
+# the archive path's benchmark `python -m bench.archive`, e.g. `make bench ARGS="archive"`; with
+# `offers` first, to the event → offer latency benchmark `python -m bench.offers_latency`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/clickstream stack up
+if [[ "${1:-}" == offers ]]; then
+    shift
+    exec .venv/bin/python -m bench.offers_latency "$@"
+fi
 if [[ "${1:-}" == archive ]]; then
     shift
     exec .venv/bin/python -m bench.archive "$@"
