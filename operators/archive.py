@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 import msgspec
 
 from state.records import ArchiveObject, Arrival
-from state.snapshots import decode_snapshot, encode_snapshot
+from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 EVENTS_TABLE = "events"
 _offset = operator.attrgetter("offset")
+_encode = msgspec.msgpack.Encoder().encode
 
 
 def object_stem(source: str, partition: int, first_offset: int) -> str:
@@ -50,12 +51,41 @@ def hive_partition(event_ms: int) -> tuple[str, str]:
 
 
 class ArchiveSnapshot(msgspec.Struct, frozen=True):
-    """Recoverable state of one input partition's archive buffer."""
+    """Recoverable state of one input partition's archive buffer.
 
+    A chunk's rows are stored as segments (msgpack arrays of rows): rows only ever append to a
+    chunk, so each epoch encodes the rows that arrived since the last one and reuses the bytes
+    of the older segments instead of encoding every buffered row again.
+    """
+
+    version: int
+    chunks: dict[int, list[msgspec.Raw]]
+    retired_below: int
+    max_offset: int
+
+
+class _ArchiveSnapshotRead(msgspec.Struct, frozen=True):
+    version: int
+    chunks: dict[int, list[list[Arrival]]]
+    retired_below: int
+    max_offset: int
+
+
+class _ArchiveSnapshotV1(msgspec.Struct, frozen=True):
     version: int
     chunks: dict[int, list[Arrival]]
     retired_below: int
     max_offset: int
+
+
+def _migrate(version: int, snapshot: bytes) -> _ArchiveSnapshotRead:
+    """Version 1 kept each chunk as one list of rows."""
+    if version != 1:
+        msg = f"ArchiveSnapshot version {version!r} cannot be restored (this code reads 1 and 2)"
+        raise SnapshotVersionError(msg)
+    old = msgspec.msgpack.decode(snapshot, type=_ArchiveSnapshotV1)
+    chunks = {index: [rows] for index, rows in old.chunks.items()}
+    return _ArchiveSnapshotRead(SNAPSHOT_VERSION, chunks, old.retired_below, old.max_offset)
 
 
 class ArchiveBuffer:
@@ -75,9 +105,16 @@ class ArchiveBuffer:
         self._retired_below = 0
         self._max_offset = -1
         self._dirty_since: dict[int, float] = {}
+        self._encoded: dict[int, tuple[int, list[msgspec.Raw]]] = {}
+        """Chunk → (rows encoded so far, their segments), for :meth:`snapshot`."""
         if snapshot is not None:
-            state = decode_snapshot(snapshot, ArchiveSnapshot, SNAPSHOT_VERSION)
-            self._chunks = {k: list(rows) for k, rows in state.chunks.items()}
+            state = decode_snapshot(
+                snapshot, _ArchiveSnapshotRead, SNAPSHOT_VERSION, migrate=_migrate
+            )
+            self._chunks = {
+                k: [row for segment in segments for row in segment]
+                for k, segments in state.chunks.items()
+            }
             self._retired_below = state.retired_below
             self._max_offset = state.max_offset
 
@@ -179,7 +216,19 @@ class ArchiveBuffer:
         return objects
 
     def snapshot(self) -> bytes:
-        """An immutable copy of the state."""
+        """An immutable copy of the state (encoding only the rows new since the last one)."""
+        encoded = self._encoded
+        for gone in [index for index in encoded if index not in self._chunks]:
+            del encoded[gone]
+        chunks: dict[int, list[msgspec.Raw]] = {}
+        for index, rows in self._chunks.items():
+            done, segments = encoded.get(index, (0, []))
+            if len(rows) < done:  # not append-only after all: start this chunk afresh
+                done, segments = 0, []
+            if len(rows) > done:
+                segments = [*segments, msgspec.Raw(_encode(rows[done:]))]
+                encoded[index] = (len(rows), segments)
+            chunks[index] = segments
         return encode_snapshot(
-            ArchiveSnapshot(SNAPSHOT_VERSION, self._chunks, self._retired_below, self._max_offset)
+            ArchiveSnapshot(SNAPSHOT_VERSION, chunks, self._retired_below, self._max_offset)
         )
