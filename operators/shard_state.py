@@ -26,7 +26,7 @@ from state.records import Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 MINUTE_MS = 60_000
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 # Where a shard's outputs go: the aggregate families and the archive.
 EVENTS_PER_MINUTE = "events_per_minute"
@@ -34,6 +34,7 @@ PIPELINE = "pipeline"
 ARCHIVE = "archive"
 
 _event_ms = operator.attrgetter("event_ms")
+_encode = msgspec.msgpack.Encoder().encode
 
 MinuteCounts = dict[int, dict[str, int]]
 """Event counts by minute (epoch ms of the minute's start) and event_type."""
@@ -84,16 +85,34 @@ class _ShardSnapshotV1(msgspec.Struct, frozen=True):
     seen: dict[str, int]
 
 
+def _by_minute(seen: dict[str, int]) -> dict[int, list[str]]:
+    by_minute: dict[int, list[str]] = {}
+    for event_id, minute in seen.items():
+        by_minute.setdefault(minute, []).append(event_id)
+    return by_minute
+
+
 def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
-    """Version 1 (the skeleton) had dedupe only: its devices start with no known login."""
+    """Version 1 (the skeleton) had dedupe only: its devices start with no known login.
+    Version 2 kept the ids as one dict (id → minute)."""
+    if version == 2:
+        v2 = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV2)
+        return ShardSnapshot(
+            SNAPSHOT_VERSION,
+            v2.max_event_ms,
+            _by_minute(v2.seen),
+            v2.identities,
+            v2.undecided,
+            v2.partition_newest,
+        )
     if version != 1:
-        msg = f"ShardSnapshot version {version!r} cannot be restored (this code reads 1 and 2)"
+        msg = f"ShardSnapshot version {version!r} cannot be restored (this code reads 1 to 3)"
         raise SnapshotVersionError(msg)
     old = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV1)
     return ShardSnapshot(
         SNAPSHOT_VERSION,
         old.max_event_ms,
-        old.seen,
+        _by_minute(old.seen),
         ShardIdentitiesSnapshot({}, {}),
         {},
         # Its watermark carries over until real partitions have been seen for an idle bound.
@@ -126,18 +145,40 @@ def session_event(event: Event, event_ms: int) -> SessionEvent:
     )
 
 
+class _ShardSnapshotV2(msgspec.Struct, frozen=True):
+    version: int
+    max_event_ms: int
+    seen: dict[str, int]
+    identities: ShardIdentitiesSnapshot
+    undecided: dict[str, SessionEvent]
+    partition_newest: dict[str, int] = {}
+
+
 class ShardSnapshot(msgspec.Struct, frozen=True):
     """The recoverable state of one shard (encoded as msgpack bytes by :meth:`Shard.snapshot`)."""
 
     version: int
     max_event_ms: int
-    seen: dict[str, int]
-    """event_id → minute index (event_ms // 60000) of the first arrival."""
+    seen: dict[int, list[str]]
+    """Minute index (event_ms // 60000) of the first arrival → the event ids remembered. Written
+    as one msgpack array per minute, so a minute no id was added to since the last epoch is not
+    encoded again."""
     identities: ShardIdentitiesSnapshot
     undecided: dict[str, SessionEvent]
     """Anonymous events waiting for their identity, by event_id."""
     partition_newest: dict[str, int] = {}
     """Newest event time per input partition (see :mod:`operators.clock`)."""
+
+
+class _ShardSnapshotWrite(msgspec.Struct, frozen=True):
+    """:class:`ShardSnapshot` as written: each minute's ids already encoded."""
+
+    version: int
+    max_event_ms: int
+    seen: dict[int, msgspec.Raw]
+    identities: ShardIdentitiesSnapshot
+    undecided: dict[str, SessionEvent]
+    partition_newest: dict[str, int] = {}
 
 
 class ShardBatchResult(msgspec.Struct, gc=False):
@@ -163,6 +204,8 @@ class Shard:
         self._config = config
         self.max_event_ms = -(2**62)
         self._seen: dict[str, int] = {}
+        self._seen_by_minute: dict[int, list[str]] = {}
+        self._minute_bytes: dict[int, tuple[int, msgspec.Raw]] = {}
         self._evicted_below = -(2**62)
         self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
@@ -198,6 +241,9 @@ class Shard:
         """
         arrivals = sorted(arrivals, key=_event_ms)
         seen = self._seen
+        by_minute = self._seen_by_minute
+        last_minute = -(2**62)
+        minute_ids: list[str] = []
         counted: list[tuple[int, str]] = []
         archive_rows: dict[str, list[Arrival]] = {}
         clock = self.clock
@@ -224,6 +270,13 @@ class Shard:
             event_ms = arrival.event_ms
             minute = event_ms // MINUTE_MS
             seen[event_id] = minute
+            if minute != last_minute:
+                last_minute = minute
+                found_ids = by_minute.get(minute)
+                if found_ids is None:
+                    found_ids = by_minute[minute] = []
+                minute_ids = found_ids
+            minute_ids.append(event_id)
             valid += 1
             if arrival.partition != last_partition or arrival.source != last_source:
                 last_source, last_partition = arrival.source, arrival.partition
@@ -293,8 +346,9 @@ class Shard:
         # From the slowest active partition: a lagging partition's repeats are still caught.
         cutoff = (self.clock.low_ms() - self._config.dedupe_window_ms) // MINUTE_MS
         cap = self._config.dedupe_max_ids
+        by_minute = self._seen_by_minute
         if len(self._seen) > cap:
-            per_minute = sorted(Counter(self._seen.values()).items(), reverse=True)
+            per_minute = sorted(((m, len(ids)) for m, ids in by_minute.items()), reverse=True)
             kept = 0
             for minute, n in per_minute:
                 if kept + n > cap:
@@ -302,16 +356,31 @@ class Shard:
                     break
                 kept += n
         if cutoff > self._evicted_below:
-            self._seen = {i: m for i, m in self._seen.items() if m >= cutoff}
+            seen = self._seen
+            for minute in [m for m in by_minute if m < cutoff]:
+                for event_id in by_minute.pop(minute):
+                    del seen[event_id]
+                self._minute_bytes.pop(minute, None)
             self._evicted_below = cutoff
+
+    def _seen_segments(self) -> dict[int, msgspec.Raw]:
+        """The remembered ids by minute, re-encoding only the minutes that got new ids."""
+        cache = self._minute_bytes
+        segments: dict[int, msgspec.Raw] = {}
+        for minute, ids in self._seen_by_minute.items():
+            cached = cache.get(minute)
+            if cached is None or cached[0] != len(ids):
+                cached = cache[minute] = (len(ids), msgspec.Raw(_encode(ids)))
+            segments[minute] = cached[1]
+        return segments
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state (msgpack bytes, versioned)."""
         return encode_snapshot(
-            ShardSnapshot(
+            _ShardSnapshotWrite(
                 SNAPSHOT_VERSION,
                 self.max_event_ms,
-                self._seen,
+                self._seen_segments(),
                 self.identities.snapshot(),
                 self._undecided,
                 self.clock.newest,
@@ -321,7 +390,8 @@ class Shard:
     def _restore(self, snapshot: bytes) -> None:
         state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION, migrate=_migrate)
         self.max_event_ms = state.max_event_ms
-        self._seen = dict(state.seen)
+        self._seen_by_minute = {m: list(ids) for m, ids in state.seen.items()}
+        self._seen = {i: m for m, ids in state.seen.items() for i in ids}
         self.identities = ShardIdentities(
             self._config.session_gap_ms, self._config.device_idle_ms, state.identities
         )

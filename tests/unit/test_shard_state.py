@@ -81,6 +81,31 @@ def test_a_version_1_snapshot_keeps_its_dedupe_and_watermark() -> None:
     assert result.pipeline == {"valid": 1, "duplicates": 1, "late": 1}
 
 
+def test_a_version_2_snapshot_keeps_its_dedupe() -> None:
+    """Version 2 kept the ids as one dict; version 3 stores them by minute."""
+    shard = Shard(CONFIG)
+    shard.process([arrival("a", 600), arrival("b", 10)])
+    current = msgspec.msgpack.decode(shard.snapshot())
+    seen = {i: m for m, ids in current["seen"].items() for i in ids}
+    v2 = msgspec.msgpack.encode({**current, "version": 2, "seen": seen})
+    restored = Shard(CONFIG, v2)
+    result = restored.process([arrival("a", 600), arrival("b", 700), arrival("c", 650)])
+    assert result.pipeline == {"valid": 1, "duplicates": 2, "late": 0}
+
+
+def test_snapshots_between_batches_remember_every_id() -> None:
+    """Each snapshot re-uses the bytes of the minutes that did not change."""
+    shard = Shard(CONFIG)
+    for n in range(30):
+        shard.process([arrival(f"e{n}", 20 * n), arrival(f"e{n}-b", 20 * n + 1)])
+        shard = Shard(CONFIG, shard.snapshot()) if n % 7 == 0 else shard
+        shard.snapshot()
+    restored = Shard(CONFIG, shard.snapshot())
+    assert restored.remembered_ids == shard.remembered_ids == 60
+    result = restored.process([arrival(f"e{n}", 20 * n) for n in range(30)])
+    assert result.pipeline["duplicates"] == 30
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(st.integers(0, 40), min_size=1, max_size=200),
