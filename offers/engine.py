@@ -68,6 +68,7 @@ from state.records import Arrival
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
+_encode = msgspec.msgpack.Encoder().encode
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
 ALL = "*"
@@ -117,6 +118,13 @@ class OffersSnapshot(msgspec.Struct, frozen=True):
 
     version: int
     customers: dict[str, CustomerOffers]
+
+
+class _OffersSnapshotWrite(msgspec.Struct, frozen=True):
+    """:class:`OffersSnapshot` as written: each customer's state already encoded."""
+
+    version: int
+    customers: dict[str, msgspec.Raw]
 
 
 class OffersResult(msgspec.Struct, gc=False):
@@ -230,12 +238,16 @@ class OffersShard:
         self._runner = RuleRunner(config.rule_timeout_ms)
         self._low_ms = -(2**62)
         self._freed_minute = -1
+        self._dirty: set[str] = set()
+        """Customers changed since the last snapshot."""
+        self._encoded: dict[str, msgspec.Raw] = {}
         # Wall time when the input last moved on (None: not since a restart).
         self._progress_at_ms: int | None = None
         self._started_ms = int(time.time() * 1000)
         if snapshot is not None:
             state = decode_snapshot(snapshot, OffersSnapshot, SNAPSHOT_VERSION)
             self.customers = dict(state.customers)
+            self._dirty = set(self.customers)
             for customer_id, customer in self.customers.items():
                 for pending in customer.pending:
                     self._schedule(customer_id, pending)
@@ -289,6 +301,7 @@ class OffersShard:
         looked_up = profiles(wanted) if wanted else {}
         if looked_up:
             self._runner.prepare()
+        dirty = self._dirty
         for arrival in arrivals:
             customer_id = arrival.event.customer_id
             if customer_id is None:
@@ -296,6 +309,7 @@ class OffersShard:
             state = self.customers.get(customer_id)
             if state is None:
                 state = self.customers[customer_id] = CustomerOffers([], [], {}, {}, [])
+            dirty.add(customer_id)
             event, event_ms = arrival.event, arrival.event_ms
             for pending in state.pending:
                 waiting = pending.trigger_ms < event_ms <= pending.send_at_ms
@@ -524,6 +538,7 @@ class OffersShard:
                 state = self.customers.get(customer_id)
                 if state is None:
                     continue
+                self._dirty.add(customer_id)
                 keep = []
                 for pending in state.pending:
                     if pending.offer_id in offers:
@@ -612,18 +627,24 @@ class OffersShard:
         for customer_id, state in self.customers.items():
             if state.counts and min(state.counts) < yesterday:
                 state.counts = {d: c for d, c in state.counts.items() if d >= yesterday}
+                self._dirty.add(customer_id)
             if state.last_offer:
-                state.last_offer = {
+                live = {
                     campaign_id: ms
                     for campaign_id, ms in state.last_offer.items()
                     if campaign_id in campaigns.by_id
                     and self._low_ms - ms < campaigns.by_id[campaign_id].cooldown_ms
                 }
+                if len(live) != len(state.last_offer):
+                    state.last_offer = live
+                    self._dirty.add(customer_id)
             if state.pending or state.newest_ms >= horizon or state.counts or state.last_offer:
                 continue
             idle.append(customer_id)
         for customer_id in idle:
             del self.customers[customer_id]
+            self._encoded.pop(customer_id, None)
+            self._dirty.discard(customer_id)
 
     # --- outputs --------------------------------------------------------------------------------
 
@@ -699,8 +720,17 @@ class OffersShard:
             count(figures, key, bucket)
 
     def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        return encode_snapshot(OffersSnapshot(SNAPSHOT_VERSION, self.customers))
+        """Versioned msgpack bytes; only the customers changed since the last one are encoded
+        again (most customers in state are waiting out their history window or a cooldown)."""
+        encoded = self._encoded
+        for customer_id in self._dirty:
+            state = self.customers.get(customer_id)
+            if state is None:
+                encoded.pop(customer_id, None)
+            else:
+                encoded[customer_id] = msgspec.Raw(_encode(state))
+        self._dirty.clear()
+        return encode_snapshot(_OffersSnapshotWrite(SNAPSHOT_VERSION, encoded))
 
 
 def _tidy(text: str) -> str:

@@ -457,3 +457,20 @@ def test_a_campaign_that_ends_before_the_send_time_sends_nothing() -> None:
     engine.advance(night + timedelta(hours=1))
     assert engine.sent == []
     assert engine.outcomes("release") == [("loan", "suppressed", "expired")]
+
+
+def test_snapshots_reencode_only_changed_customers_and_restore_everyone() -> None:
+    profiles = {c: Profile(c, sms_consent=True, first_name="X") for c in ("C1", "C2")}
+    engine = Engine([loan_campaign()], profiles=profiles)
+    engine.feed(atm("e1", BASE), atm("e2", BASE, customer="C2"))
+    first = engine.shard.snapshot()
+    engine.feed(app_event("v1", BASE + timedelta(seconds=5), "screen_view", screen="home"))
+    engine.advance(BASE + timedelta(seconds=10))
+    restored = OffersShard(engine.shard.config, engine.shard.snapshot())
+    assert restored.customers == engine.shard.customers
+    assert len(restored.customers["C1"].events) == 2
+    assert OffersShard(engine.shard.config, first).customers["C1"].events[-1].event_id == "e1"
+    # Both pending offers survive, the untouched customer's included.
+    engine.shard = restored
+    engine.advance(BASE + timedelta(minutes=1))
+    assert sorted(o.customer_id for o in engine.sent) == ["C1", "C2"]
