@@ -301,6 +301,14 @@ def main(
         for _, d in decisions.received
         if d.get("stage") == "match" and d.get("latency_ms") is not None
     ]
+    by_window: dict[int, list[float]] = {}
+    for received, decision in decisions.received:
+        if decision.get("stage") == "match" and decision.get("latency_ms") is not None:
+            by_window.setdefault(int(received // 10) * 10, []).append(float(decision["latency_ms"]))
+    timeline = {
+        f"+{window - min(by_window)}s": round(statistics.median(values))
+        for window, values in sorted(by_window.items())
+    }
     report = {
         "rate_events_per_s": rate,
         "campaigns": campaigns,
@@ -309,6 +317,7 @@ def main(
         "event_to_offer_minus_delay": _percentiles(latencies),
         "decision_latency_all_matches": _percentiles(decided),
         "decisions": len(decisions.received),
+        "median_decision_latency_ms_by_10s_window": timeline,
         "job_log": str(work / "job.log"),
     }
     print(json.dumps(report, indent=2))
