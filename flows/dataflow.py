@@ -8,6 +8,8 @@ wires it to Bytewax.
               ├─ minute deltas → events_by_minute (totals) → Redis
               ├─ counters      → pipeline_totals           → Redis
               └─ rows          → archive_buffer (per input partition) → Parquet on S3
+           journeys → closed sessions, offers → decisions: buffered in their steps' state,
+              written to the same archive sink
 
 Step ids are stable: they name state in the recovery store, so renaming one is a migration.
 """
@@ -421,8 +423,9 @@ def build_flow(
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
     figure_deltas: Stream[tuple[str, Any]] = is_figures.trues
     offer_minute_writes: list[Stream[tuple[str, list[RedisWrite]]]] = []
+    offer_objects: list[Stream[tuple[str, list[ArchiveObject]]]] = []
     if settings.campaigns_dir is not None:
-        offer_messages, offer_deltas = add_offers(
+        offer_messages, offer_deltas, decision_objects = add_offers(
             shard_out, settings, profiles=profiles, clock=clock
         )
         op.output(
@@ -438,6 +441,7 @@ def build_flow(
             figure_deltas,
             op.map("offer_figure_deltas", is_offer_figures.trues, lambda kv: (FIGURES, kv[1])),
         )
+        offer_objects.append(decision_objects)
         offer_minutes = op.filter(
             "offer_minutes", is_offer_figures.falses, lambda kv: kv[0] == OFFERS_PER_MINUTE
         )
@@ -523,7 +527,7 @@ def build_flow(
     session_objects = op.flat_map("session_objects", journey_out, _route_session_archive)
     op.output(
         "archive",
-        op.merge("all_archive_objects", objects, session_objects),
+        op.merge("all_archive_objects", objects, session_objects, *offer_objects),
         archive_sink
         or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
     )

@@ -4,7 +4,8 @@
         offers ├─ OfferMessage  → <offers topic>            (key: customer id)
                ├─ Decision      → <offer decisions topic>   (key: customer id)
                ├─ day figures   → figures (Totals)          → Redis
-               └─ per minute    → offers_by_minute          → Redis
+               ├─ per minute    → offers_by_minute          → Redis
+               └─ decisions by trigger hour (in the step's state) → archive ``offers`` table
 
 The campaigns are read by one :class:`~offers.loader.CampaignRegistry` per process, shared by
 its shards, and re-read when a file changes. Profiles come from the customer store in Redis.
@@ -26,14 +27,22 @@ from bytewax.operators import StatefulBatchLogic
 from flows.settings import Settings
 from offers.engine import OfferMinutes, OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
+from operators.offer_archive import OfferArchive, offer_rows
 from operators.shard_state import ShardBatchResult
 from operators.totals import FigureDeltas
 from state.customer_store import CustomerProfile
-from state.records import Arrival
+from state.records import ArchiveObject, Arrival
+from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
 OFFER_FIGURES = "offer_figures"
 OFFERS_PER_MINUTE = "offers_per_minute"
+# A trigger hour's decisions may leave the state this long after the hour, once every offer
+# matched in it is released; after OFFER_MAX_HOLD_MS even if some are not.
+OFFER_RETIRE_MS = 3 * 3600_000
+OFFER_MAX_HOLD_MS = 48 * 3600_000
+# Version 1 was the engine's state alone, before decisions were archived from this step.
+OFFERS_SNAPSHOT_VERSION = 2
 _encode = msgspec.json.Encoder().encode
 
 
@@ -43,6 +52,34 @@ class OffersBatch(msgspec.Struct, frozen=True, gc=False):
     low_ms: int
     """How far every input partition has got (event time)."""
     arrivals: list[Arrival]
+    shard: str = ""
+    """The offers shard's key (names its archive objects)."""
+
+
+class OffersOutput(msgspec.Struct, gc=False):
+    """What one activation of an offers shard produced: decisions, and archive objects."""
+
+    result: OffersResult
+    archive: list[ArchiveObject]
+
+
+class OffersLogicSnapshot(msgspec.Struct, frozen=True):
+    """The engine's state and its decisions waiting to be archived (versioned bytes each)."""
+
+    version: int
+    offers: bytes
+    archive: bytes | None
+
+
+def _migrate(version: int, snapshot: bytes) -> OffersLogicSnapshot:
+    """Version 1 was the engine's snapshot itself: its decisions were not archived."""
+    if version != 1:
+        msg = (
+            f"OffersLogicSnapshot version {version!r} cannot be restored "
+            f"(this code reads 1 and {OFFERS_SNAPSHOT_VERSION})"
+        )
+        raise SnapshotVersionError(msg)
+    return OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, snapshot, None)
 
 
 def offers_config(settings: Settings) -> OffersConfig:
@@ -83,8 +120,8 @@ def lazy_profile_lookup(settings: Settings) -> ProfileLookup:
     return lookup
 
 
-class OffersLogic(StatefulBatchLogic[OffersBatch, OffersResult, bytes]):
-    """Bytewax shim around :class:`~offers.engine.OffersShard`."""
+class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
+    """Bytewax shim around :class:`~offers.engine.OffersShard` and its decisions' archive."""
 
     def __init__(
         self,
@@ -92,51 +129,114 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersResult, bytes]):
         campaigns: Callable[[], CampaignRegistry],
         profiles: ProfileLookup,
         clock: Clock,
+        archive: OfferArchive | None = None,
+        *,
+        resumed: bool = False,
     ) -> None:
-        """Wrap a shard with the process's campaigns, the profile lookup and the wall clock."""
+        """Wrap a shard with the process's campaigns, the profile lookup and the wall clock.
+
+        ``archive`` buffers the decisions for the archive's ``offers`` table (None: not
+        archived); after a resume every group it holds is rewritten.
+        """
         self.shard = shard
+        self.archive = archive
         self._campaigns = campaigns
         self._profiles = profiles
         self._clock = clock
+        self._shard_name = ""
+        self._low_ms = -(2**62)
+        if archive is not None and resumed:
+            archive.mark_all_dirty(clock())
 
-    def on_batch(self, values: list[OffersBatch]) -> tuple[Iterable[OffersResult], bool]:
+    def on_batch(self, values: list[OffersBatch]) -> tuple[Iterable[OffersOutput], bool]:
         """Decide on the customers' events; release what is due."""
         if len(values) == 1:
             arrivals = values[0].arrivals
         else:
             arrivals = [a for batch in values for a in batch.arrivals]
         low_ms = max(batch.low_ms for batch in values)
+        self._low_ms = max(self._low_ms, low_ms)
+        self._shard_name = values[0].shard or self._shard_name
         now_ms = int(self._clock() * 1000)
         result = self.shard.process(
             arrivals, self._campaigns().current(), self._profiles, low_ms, now_ms
         )
-        return _if_any(result), StatefulBatchLogic.RETAIN
+        return self._output(result), StatefulBatchLogic.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[OffersResult], bool]:
-        """The input is quiet: release by the wall clock."""
+    def on_notify(self) -> tuple[Iterable[OffersOutput], bool]:
+        """The input is quiet: release by the wall clock; write decisions that are due."""
         now_ms = int(self._clock() * 1000)
         result = self.shard.release(self._campaigns().current(), self._profiles, now_ms)
-        return _if_any(result), StatefulBatchLogic.RETAIN
+        return self._output(result), StatefulBatchLogic.RETAIN
 
-    def on_eof(self) -> tuple[Iterable[OffersResult], bool]:
-        """A bounded input ended (a back-fill): decide every pending offer now."""
+    def on_eof(self) -> tuple[Iterable[OffersOutput], bool]:
+        """A bounded input ended (a back-fill): decide every pending offer now, write them all."""
         now_ms = int(self._clock() * 1000)
         campaigns = self._campaigns().current()
         result = self.shard.release(campaigns, self._profiles, now_ms, everything=True)
-        return _if_any(result), StatefulBatchLogic.RETAIN
+        return self._output(result, flush=True), StatefulBatchLogic.RETAIN
+
+    def _output(self, result: OffersResult, *, flush: bool = False) -> list[OffersOutput]:
+        objects: list[ArchiveObject] = []
+        archive = self.archive
+        if archive is not None:
+            now = self._clock()
+            rows = offer_rows(result.decisions, result.offers)
+            objects = archive.add(rows, _object_name(self._shard_name), self._low_ms, now)
+            objects.extend(archive.flush_all() if flush else archive.due(now))
+        if result.decisions or result.offers or objects:
+            return [OffersOutput(result, objects)]
+        return []
 
     def notify_at(self) -> datetime | None:
-        """When the earliest pending offer is due if nothing else happens."""
+        """When the earliest pending offer is due, or decisions are to be written."""
         due = self.shard.next_wall_due_ms()
-        return None if due is None else datetime.fromtimestamp(due / 1000, UTC)
+        wall = None if due is None else due / 1000
+        write = self.archive.next_due() if self.archive is not None else None
+        soonest = min((t for t in (wall, write) if t is not None), default=None)
+        return None if soonest is None else datetime.fromtimestamp(soonest, UTC)
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
-        return self.shard.snapshot()
+        archive = self.archive.snapshot() if self.archive is not None else None
+        return encode_snapshot(
+            OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, self.shard.snapshot(), archive)
+        )
 
 
-def _if_any(result: OffersResult) -> list[OffersResult]:
-    return [result] if result.decisions or result.offers else []
+def _object_name(shard: str) -> str:
+    """``offers-NNNN`` for the offers shard keyed ``journey-NNNN`` (customer shards)."""
+    return f"offers-{shard.rsplit('-', 1)[-1]}" if shard else ""
+
+
+def offers_logic(
+    resume: bytes | None,
+    config: OffersConfig,
+    settings: Settings,
+    campaigns: Callable[[], CampaignRegistry],
+    profiles: ProfileLookup,
+    clock: Clock,
+) -> OffersLogic:
+    """An offers shard from its snapshot (of this version or the previous one), or a new one."""
+    state = (
+        decode_snapshot(resume, OffersLogicSnapshot, OFFERS_SNAPSHOT_VERSION, migrate=_migrate)
+        if resume is not None
+        else None
+    )
+    archive = OfferArchive(
+        settings.archive_max_age_s,
+        OFFER_RETIRE_MS,
+        OFFER_MAX_HOLD_MS,
+        state.archive if state is not None else None,
+    )
+    return OffersLogic(
+        OffersShard(config, state.offers if state is not None else None),
+        campaigns,
+        profiles,
+        clock,
+        archive,
+        resumed=state is not None,
+    )
 
 
 def _route(
@@ -146,7 +246,7 @@ def _route(
         result = item[1]
         low_ms = result.watermark_ms + lateness_ms
         for name, arrivals in result.offers.items():
-            yield name, OffersBatch(low_ms, arrivals)
+            yield name, OffersBatch(low_ms, arrivals, name)
 
     return route
 
@@ -154,12 +254,12 @@ def _route(
 Message = KafkaSinkMessage[bytes, bytes]
 
 
-def _messages(settings: Settings) -> Callable[[tuple[str, OffersResult]], list[Message]]:
+def _messages(settings: Settings) -> Callable[[tuple[str, OffersOutput]], list[Message]]:
     offers_topic = settings.offers_topic
     decisions_topic = settings.offer_decisions_topic
 
-    def messages(item: tuple[str, OffersResult]) -> list[Message]:
-        result = item[1]
+    def messages(item: tuple[str, OffersOutput]) -> list[Message]:
+        result = item[1].result
         out = [
             KafkaSinkMessage(o.customer_id.encode(), _encode(o), topic=offers_topic)
             for o in result.offers
@@ -173,8 +273,13 @@ def _messages(settings: Settings) -> Callable[[tuple[str, OffersResult]], list[M
     return messages
 
 
-def _figures(item: tuple[str, OffersResult]) -> Iterable[tuple[str, FigureDeltas | OfferMinutes]]:
-    result = item[1]
+def _archive_objects(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, list[ArchiveObject]]]:
+    if item[1].archive:
+        yield item[0], item[1].archive
+
+
+def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas | OfferMinutes]]:
+    result = item[1].result
     if result.figures:
         yield OFFER_FIGURES, result.figures
     if result.minutes:
@@ -203,12 +308,17 @@ def add_offers(
     *,
     profiles: ProfileLookup | None = None,
     clock: Clock = time.time,
-) -> tuple[Stream[KafkaSinkMessage[bytes, bytes]], Stream[tuple[str, Any]]]:
+) -> tuple[
+    Stream[KafkaSinkMessage[bytes, bytes]],
+    Stream[tuple[str, Any]],
+    Stream[tuple[str, list[ArchiveObject]]],
+]:
     """Add the offers steps after the shard state.
 
     Returns:
-        The Kafka messages (offers and decisions), and the figure deltas keyed
-        ``offer_figures`` (for the totals) or ``offers_per_minute`` (for a minute series).
+        The Kafka messages (offers and decisions), the figure deltas keyed ``offer_figures``
+        (for the totals) or ``offers_per_minute`` (for a minute series), and the objects of
+        the archive's ``offers`` table.
     """
     config = offers_config(settings)
     campaigns = _Campaigns(settings)
@@ -217,8 +327,9 @@ def add_offers(
     decided = op.stateful_batch(
         "offers",
         batches,
-        lambda resume: OffersLogic(OffersShard(config, resume), campaigns, lookup, clock),
+        lambda resume: offers_logic(resume, config, settings, campaigns, lookup, clock),
     )
     messages = op.flat_map("offer_messages", decided, _messages(settings))
     figures = op.flat_map("offer_figures", decided, _figures)
-    return messages, figures
+    objects = op.flat_map("offer_objects", decided, _archive_objects)
+    return messages, figures, objects

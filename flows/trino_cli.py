@@ -16,7 +16,7 @@ console = Console()
 def ddl(
     apply: Annotated[bool, typer.Option(help="Run it on Trino instead of printing it.")] = False,
 ) -> None:
-    """Print (or apply) the DDL of the events and sessions tables, then sync partitions."""
+    """Print (or apply) the DDL of the events, sessions and offers tables, then sync partitions."""
     from flows.settings import load_settings
     from flows.trino_sql import run, statements
 

@@ -54,7 +54,7 @@ _STRING_COLUMNS = (
 # Dictionary encoding pays off only where values repeat; ids and JSON would just cost time.
 DICTIONARY_COLUMNS = [
     "event_type", "channel", "app", "app_version", "os", "os_version", "screen", "element",
-    "form", "ingest_topic",
+    "form", "ingest_topic", "stage", "outcome", "reason", "campaign_id",
 ]  # fmt: skip
 
 
@@ -116,7 +116,43 @@ def sessions_table(records: Sequence[Any]) -> pa.Table:
     return pa.Table.from_arrays(list(columns.values()), schema=SESSIONS_SCHEMA)
 
 
-TABLES = {"events": events_table, "sessions": sessions_table}
+OFFERS_SCHEMA = pa.schema(
+    [
+        ("decision_id", pa.string()),
+        ("offer_id", pa.string()),
+        ("stage", pa.string()),
+        ("outcome", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("campaign_id", pa.string()),
+        ("campaign_version", pa.int32()),
+        ("customer_id", pa.string()),
+        ("trigger_event_id", pa.string()),
+        ("trigger_time", TIMESTAMP),
+        ("decided_at", TIMESTAMP),
+        ("send_at", TIMESTAMP),
+        ("latency_ms", pa.int64()),
+        ("channel", pa.string()),
+        ("text", pa.string()),
+    ]
+)
+_OFFER_FIELDS = {
+    "trigger_time": "trigger_ms",
+    "decided_at": "decided_at_ms",
+    "send_at": "send_at_ms",
+}
+
+
+def offers_table(rows: Sequence[Any]) -> pa.Table:
+    """The ``offers`` table of offer decisions (:class:`~operators.offer_archive.OfferRow`)."""
+    columns = [
+        pa.array([getattr(r, _OFFER_FIELDS.get(f.name, f.name)) for r in rows], type=f.type)
+        for f in OFFERS_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=OFFERS_SCHEMA)
+
+
+TABLES = {"events": events_table, "sessions": sessions_table, "offers": offers_table}
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -57,6 +57,35 @@ WITH (
     partitioned_by = ARRAY['dt', 'hour']
 );
 
+-- Every offer decision (docs/offers-contract.md, "Offer-decisions topic"): the match and the
+-- release of each offer, once each, in the partition of the trigger's event time. A 'sent'
+-- release also carries the offer's channel and text.
+CREATE TABLE IF NOT EXISTS {catalog}.{schema}.offers (
+    decision_id varchar,
+    offer_id varchar,
+    stage varchar,
+    outcome varchar,
+    reason varchar,
+    detail varchar,
+    campaign_id varchar,
+    campaign_version integer,
+    customer_id varchar,
+    trigger_event_id varchar,
+    trigger_time timestamp(3),
+    decided_at timestamp(3),
+    send_at timestamp(3),
+    latency_ms bigint,
+    channel varchar,
+    text varchar,
+    dt varchar,
+    hour varchar
+)
+WITH (
+    external_location = '{location}/offers',
+    format = 'PARQUET',
+    partitioned_by = ARRAY['dt', 'hour']
+);
+
 -- Every app event with its final session and identity: an event belongs to the session of its
 -- customer (or, while anonymous, of a session that includes its device) whose time span holds
 -- it. Business events (ATM, branch, core) belong to no session.

@@ -12,6 +12,7 @@ import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -64,9 +65,9 @@ def _servers_ready() -> None:
         pytest.skip(message)
 
 
-@pytest.fixture
-def services(_servers_ready: None) -> Iterator[Services]:
-    """Settings with a fresh events topic, Redis prefix and S3 prefix for this test."""
+@contextmanager
+def fresh_services() -> Iterator[Services]:
+    """Settings with a fresh events topic, Redis prefix and S3 prefix; Redis cleaned after."""
     run_id = uuid.uuid4().hex[:10]
     settings = load_settings(
         events_topics=(f"it-{run_id}.events",),
@@ -76,7 +77,23 @@ def services(_servers_ready: None) -> Iterator[Services]:
     )
     client = redis.Redis.from_url(settings.redis_url)
     fs = s3fs.S3FileSystem(**settings.storage_options())
-    yield Services(settings, client, fs, run_id)
-    for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
-        client.delete(key)
-    client.close()
+    try:
+        yield Services(settings, client, fs, run_id)
+    finally:
+        for key in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+@pytest.fixture
+def services(_servers_ready: None) -> Iterator[Services]:
+    """Settings with a fresh events topic, Redis prefix and S3 prefix for this test."""
+    with fresh_services() as fresh:
+        yield fresh
+
+
+@pytest.fixture(scope="module")
+def module_services(_servers_ready: None) -> Iterator[Services]:
+    """The same, shared by the tests of a module (one expensive job run, several checks)."""
+    with fresh_services() as fresh:
+        yield fresh

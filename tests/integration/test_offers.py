@@ -1,20 +1,25 @@
-"""Offers through the real Kafka and Redis: simulated traffic with ATM declines, rejected standing
-orders and abandoned loan applications, real customer profiles in the store, and a SIGKILL and
-resume mid-stream. The offers on the topic must be exactly the ones computed independently from
-the input; nobody without consent gets one."""
+"""Offers through the real Kafka, Redis and S3: simulated traffic with ATM declines, rejected
+standing orders and abandoned loan applications, real customer profiles in the store, and a
+SIGKILL and resume mid-stream. The offers on the topic must be exactly the ones computed
+independently from the input; nobody without consent gets one; the archive's offers table holds
+every decision once."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
+from flows.settings import Settings
 from sources.customer_sample import sample_rows
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
@@ -23,9 +28,9 @@ from tests.conftest import Services
 from tests.recovery.test_kill_resume import accepted, wait_for
 from tests.support.customers import load_simulated_customers
 from tests.support.job import run_job, start_job
-from tests.support.offers_reference import CampaignSpec, expected_offers
-from tests.support.readback import redis_dump, topic_values
-from tests.support.reference import expected_from
+from tests.support.offers_reference import CampaignSpec, Outcome, expected_offers
+from tests.support.readback import archive_rows, redis_dump, topic_values
+from tests.support.reference import expected_from, parse_time
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
@@ -89,9 +94,25 @@ SPECS = [
 ]  # fmt: skip
 
 
-def test_offers_are_exactly_the_expected_ones_across_a_crash(
-    services: Services, tmp_path: Path
-) -> None:
+@dataclass(frozen=True)
+class OffersRun:
+    """The job run once over the shipped campaigns, with a crash, and the reference."""
+
+    services: Services
+    settings: Settings
+    customers: dict[str, dict[str, str]]
+    events: list[dict[str, Any]]
+    """The valid unique input events."""
+    expected: Outcome
+    log: Path
+    written_before_the_crash: int
+    """Decisions in the offers table when the job was killed."""
+
+
+@pytest.fixture(scope="module")
+def offers_run(module_services: Services, tmp_path_factory: pytest.TempPathFactory) -> OffersRun:
+    services = module_services
+    tmp_path = tmp_path_factory.mktemp("offers")
     campaigns = tmp_path / "campaigns"
     campaigns.mkdir()
     for name in SHIPPED:
@@ -102,6 +123,9 @@ def test_offers_are_exactly_the_expected_ones_across_a_crash(
         update={
             "epoch_interval_s": 1.0,
             "kafka_batch_size": 500,
+            # Decisions reach S3 before the crash, so that the replay has to rewrite them.
+            "archive_max_age_s": 2.0,
+            "archive_chunk_rows": 5000,
             "campaigns_dir": campaigns,
             "offers_topic": f"{topic}.offers",
             "offer_decisions_topic": f"{topic}.offer-decisions",
@@ -138,6 +162,7 @@ def test_offers_are_exactly_the_expected_ones_across_a_crash(
     finally:
         job.send_signal(signal.SIGKILL)
         job.wait(30)
+    written_before_the_crash = len(archive_rows(services.s3, settings, "offers"))
     with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
         for message in messages[cut:]:
             writer.write(message)
@@ -147,6 +172,12 @@ def test_offers_are_exactly_the_expected_ones_across_a_crash(
     expected = expected_offers(
         events, customers, SPECS, holdout_share=0.05, global_daily_cap=3, timezone="Europe/Warsaw"
     )
+    return OffersRun(services, settings, customers, events, expected, log, written_before_the_crash)
+
+
+def test_offers_are_exactly_the_expected_ones_across_a_crash(offers_run: OffersRun) -> None:
+    services, settings, expected = offers_run.services, offers_run.settings, offers_run.expected
+    customers, log = offers_run.customers, offers_run.log
     # The run is big enough to exercise every rule.
     assert len(expected.sent) > 100, len(expected.sent)
     assert expected.held_out and expected.cancelled and expected.no_consent and expected.capped
@@ -186,3 +217,60 @@ def test_offers_are_exactly_the_expected_ones_across_a_crash(
     assert {k: int(v) for k, v in sent_today.items()} == dict(
         Counter(campaign for _, campaign, _ in expected.sent.values())
     )
+
+
+def _utc(text: str) -> datetime:
+    moment = parse_time(text)
+    assert moment is not None, text
+    return moment
+
+
+DECISION_FIELDS = ("offer_id", "stage", "outcome", "campaign_id", "campaign_version",
+                   "customer_id", "trigger_event_id", "latency_ms", "reason", "detail")  # fmt: skip
+# One object per offers shard and trigger hour (a release after its hour left the state: its own).
+OBJECT_NAME = re.compile(r".*/offers-\d{4}(-late-[0-9a-f]{24}-release)?\.parquet")
+
+
+def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: OffersRun) -> None:
+    settings, expected = offers_run.settings, offers_run.expected
+    rows = archive_rows(offers_run.services.s3, settings, "offers")
+    assert offers_run.written_before_the_crash > 0
+    # Once each, although the crash made the job decide (and write) part of them twice.
+    repeated = [i for i, n in Counter(r["decision_id"] for r in rows).items() if n > 1]
+    assert not repeated, repeated[:5]
+    # Every decision on the topic, as it was last written there.
+    on_topic: dict[str, dict[str, Any]] = {}
+    for value in topic_values(settings, settings.offer_decisions_topic):
+        decision = msgspec.json.decode(value)
+        on_topic[decision["decision_id"]] = decision
+    assert {r["decision_id"] for r in rows} == set(on_topic)
+    offers = {
+        o["offer_id"]: o
+        for o in map(msgspec.json.decode, topic_values(settings, settings.offers_topic))
+    }
+    for row in rows:
+        decision = on_topic[row["decision_id"]]
+        for field in DECISION_FIELDS:
+            assert row[field] == decision.get(field), (field, row, decision)
+        for field in ("trigger_time", "decided_at", "send_at"):
+            text = decision.get(field)
+            assert row[field] == (None if text is None else _utc(text)), (field, row, decision)
+        # In the hour partition of the trigger's event time (UTC).
+        assert (row["_dt"], row["_hour"]) == (
+            row["trigger_time"].strftime("%Y-%m-%d"), row["trigger_time"].strftime("%H"),
+        )  # fmt: skip
+        assert OBJECT_NAME.fullmatch(row["_object"]), row["_object"]
+        sent = row["stage"] == "release" and row["outcome"] == "sent"
+        offer = offers.get(row["offer_id"]) if sent else None
+        assert (row["channel"], row["text"]) == (
+            (offer["channel"], offer["text"]) if offer is not None else (None, None)
+        )
+    # The final word on each offer, as the reference has it.
+    releases = {r["offer_id"]: r for r in rows if r["stage"] == "release"}
+    assert {o for o, r in releases.items() if r["outcome"] == "sent"} == set(expected.sent)
+    assert {o for o, r in releases.items() if r["outcome"] == "held_out"} == expected.held_out
+    assert {o for o, r in releases.items() if r["reason"] == "cancelled"} == expected.cancelled
+    pending = {r["offer_id"] for r in rows if r["stage"] == "match" and r["outcome"] == "pending"}
+    assert pending == set(releases)
+    for offer, released in expected.released.items():
+        assert releases[offer]["send_at"] == released.send_at, offer

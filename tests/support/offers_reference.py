@@ -3,7 +3,8 @@ docs/campaigns.md over plain JSON dicts and a CSV extract: not from the job's co
 
 It covers the rules the integration test's campaigns use: a trigger predicate per campaign,
 consent (fail closed), cooldown, the campaign's daily cap and the global one in the bank's time
-zone, the send delay with its cancel events, the global holdout and the control groups.
+zone, the send delay (moved out of the quiet hours) with its cancel events, the global holdout
+and the control groups.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +34,17 @@ class CampaignSpec:
     priority: int = 0
 
 
+@dataclass(frozen=True)
+class Released:
+    """An offer that went out (``sent``) or would have (``held_out``), and when."""
+
+    customer: str
+    campaign: str
+    trigger_event_id: str
+    send_at: datetime
+    outcome: str
+
+
 @dataclass
 class Outcome:
     """The final word on every match, by offer id."""
@@ -40,6 +52,8 @@ class Outcome:
     sent: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     """offer id → (customer, campaign, trigger event id)."""
     held_out: set[str] = field(default_factory=set)
+    released: dict[str, Released] = field(default_factory=dict)
+    """offer id → the sent and held-out offers with their send time."""
     cancelled: set[str] = field(default_factory=set)
     no_consent: set[str] = field(default_factory=set)
     capped: set[str] = field(default_factory=set)
@@ -61,6 +75,19 @@ def _time(event: Event) -> datetime:
     return datetime.fromisoformat(event["event_time"])
 
 
+def out_of_quiet_hours(at: datetime, zone: ZoneInfo, quiet: tuple[time, time]) -> datetime:
+    """docs/campaigns.md: a send time inside the quiet hours (start-end, across midnight when
+    start > end, in the bank's time zone) moves to their end."""
+    local = at.astimezone(zone)
+    start, end = quiet
+    now = local.time()
+    inside = start <= now < end if start < end else now >= start or now < end
+    if not inside:
+        return at
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=zone).astimezone(at.tzinfo)
+
+
 def expected_offers(
     events: list[Event],
     customers: dict[str, Customer],
@@ -69,6 +96,7 @@ def expected_offers(
     holdout_share: float,
     global_daily_cap: int,
     timezone: str,
+    quiet_hours: tuple[time, time] = (time(21), time(8)),
 ) -> Outcome:
     """Decide every customer's triggers in event-time order (ties by event id)."""
     zone = ZoneInfo(timezone)
@@ -104,7 +132,7 @@ def expected_offers(
                     outcome.capped.add(oid)
                     continue
                 last[spec.id] = at
-                send_at = at + spec.delay
+                send_at = out_of_quiet_hours(at + spec.delay, zone, quiet_hours)
                 if any(at < _time(e) <= send_at and spec.cancels(e) for e in own):
                     # A cancelled offer gives its place in the caps back (not its cooldown).
                     outcome.cancelled.add(oid)
@@ -118,4 +146,8 @@ def expected_offers(
                     outcome.held_out.add(oid)
                 else:
                     outcome.sent[oid] = (customer_id, spec.id, event["event_id"])
+                outcome.released[oid] = Released(
+                    customer_id, spec.id, event["event_id"], send_at,
+                    "held_out" if held else "sent",
+                )  # fmt: skip
     return outcome

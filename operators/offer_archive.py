@@ -1,0 +1,160 @@
+"""Offer decisions held in an offers shard's recoverable state until written to the archive's
+``offers`` table (one row per decision: the match and the release of every offer).
+
+Rows are grouped by the hour of their trigger's event time (:class:`HourGroups`): an offer's
+match and release land in the same partition and the same object, named by the offers shard
+and the hour, rewritten whole. A group stays in the state until the input is past its hour by
+``retire_ms`` *and* every offer matched in it as ``pending`` has its release (an offer held over
+the quiet hours is released the next morning), so that its object is final when it leaves; after
+``max_hold_ms`` it leaves anyway, and a release still to come gets an object of its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from offers.records import Decision, OfferMessage
+from operators.archive import HOUR_MS
+from operators.session_archive import HourGroups
+from state.snapshots import decode_snapshot, encode_snapshot
+
+SNAPSHOT_VERSION = 1
+OFFERS_TABLE = "offers"
+
+
+class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """One decision as a row of the ``offers`` table (times as epoch ms)."""
+
+    decision_id: str
+    offer_id: str
+    stage: str
+    outcome: str
+    reason: str | None
+    detail: str | None
+    campaign_id: str
+    campaign_version: int
+    customer_id: str
+    trigger_event_id: str
+    trigger_ms: int
+    decided_at_ms: int
+    send_at_ms: int | None
+    latency_ms: int | None
+    channel: str | None = None
+    """The offer's channel, on a ``sent`` release."""
+    text: str | None = None
+    """The message sent, on a ``sent`` release."""
+
+
+def _ms(text: str) -> int:
+    """Epoch ms of the contract's RFC 3339 UTC text (``2026-11-25T08:00:45.000Z``)."""
+    return round(datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def offer_rows(decisions: list[Decision], offers: list[OfferMessage]) -> list[OfferRow]:
+    """The rows of a batch of decisions; a ``sent`` release carries its offer's channel and text."""
+    sent = {o.offer_id: o for o in offers}
+    rows = []
+    for d in decisions:
+        offer = sent.get(d.offer_id) if d.stage == "release" and d.outcome == "sent" else None
+        rows.append(
+            OfferRow(
+                d.decision_id,
+                d.offer_id,
+                d.stage,
+                d.outcome,
+                d.reason,
+                d.detail,
+                d.campaign_id,
+                d.campaign_version,
+                d.customer_id,
+                d.trigger_event_id,
+                _ms(d.trigger_time),
+                _ms(d.decided_at),
+                None if d.send_at is None else _ms(d.send_at),
+                d.latency_ms,
+                None if offer is None else offer.channel,
+                None if offer is None else offer.text,
+            )
+        )
+    return rows
+
+
+class OfferArchiveSnapshot(msgspec.Struct, frozen=True):
+    """Recoverable state of one offers shard's decision groups."""
+
+    version: int
+    groups: dict[int, list[OfferRow]]
+    retired_below: int
+    shard: str
+
+
+def _trigger_ms(row: OfferRow) -> int:
+    return row.trigger_ms
+
+
+def _decision_id(row: OfferRow) -> str:
+    return row.decision_id
+
+
+class OfferArchive(HourGroups[OfferRow]):
+    """Decisions of one offers shard by the hour of their trigger."""
+
+    def __init__(
+        self,
+        max_age_s: float,
+        retire_ms: int,
+        max_hold_ms: int,
+        snapshot: bytes | None = None,
+    ) -> None:
+        """Create the buffer, empty or from a snapshot.
+
+        Args:
+            max_age_s: a group with new decisions is rewritten at least this often.
+            retire_ms: a group may leave the state this long after its hour (input progress).
+            max_hold_ms: ... and leaves then even with releases still to come.
+            snapshot: bytes from :meth:`snapshot`.
+        """
+        super().__init__(OFFERS_TABLE, max_age_s, retire_ms, _trigger_ms, _decision_id)
+        self._max_hold_ms = max_hold_ms
+        self._waiting: dict[int, set[str]] = {}
+        """Hour → offers matched as pending in it and not released yet (derived, not stored)."""
+        if snapshot is not None:
+            state = decode_snapshot(snapshot, OfferArchiveSnapshot, SNAPSHOT_VERSION)
+            self._restore(state.groups, state.retired_below, state.shard)
+            for hour, rows in self._groups.items():
+                for row in rows:
+                    self._added(hour, row)
+
+    @property
+    def waiting(self) -> int:
+        """Offers whose release is still to come."""
+        return sum(len(w) for w in self._waiting.values())
+
+    def _added(self, hour: int, row: OfferRow) -> None:
+        if row.stage == "match" and row.outcome == "pending":
+            self._waiting.setdefault(hour, set()).add(row.offer_id)
+        elif row.stage == "release":
+            waiting = self._waiting.get(hour)
+            if waiting is not None:
+                waiting.discard(row.offer_id)
+                if not waiting:
+                    del self._waiting[hour]
+
+    def _may_retire(self, hour: int, progress_ms: int) -> bool:
+        if hour not in self._waiting:
+            return True
+        return (hour + 1) * HOUR_MS + self._max_hold_ms <= progress_ms
+
+    def _retired(self, hour: int) -> None:
+        self._waiting.pop(hour, None)
+
+    def _name(self) -> str:
+        return self._shard or OFFERS_TABLE
+
+    def snapshot(self) -> bytes:
+        """An immutable copy of the state."""
+        return encode_snapshot(
+            OfferArchiveSnapshot(SNAPSHOT_VERSION, self._groups, self._retired_below, self._shard)
+        )
