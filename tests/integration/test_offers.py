@@ -1,8 +1,8 @@
-"""Offers through the real Kafka, Redis and S3: simulated traffic with ATM declines, rejected
+"""Offers through the real Kafka, Redis, S3 and Trino: simulated traffic with ATM declines, rejected
 standing orders and abandoned loan applications, real customer profiles in the store, and a
 SIGKILL and resume mid-stream. The offers on the topic must be exactly the ones computed
 independently from the input; nobody without consent gets one; the archive's offers table holds
-every decision once."""
+every decision once, and the uplift report gives the figures computed from the input."""
 
 from __future__ import annotations
 
@@ -20,13 +20,20 @@ import msgspec
 import pytest
 
 from flows.settings import Settings
+from flows.trino_sql import run
+from operators.offer_archive import OfferRow
+from sinks.parquet_archive import ArchiveWriter
 from sources.customer_sample import sample_rows
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.contract import Event
+from state.records import ArchiveObject, Arrival
 from tests.conftest import Services
 from tests.recovery.test_kill_resume import accepted, wait_for
 from tests.support.customers import load_simulated_customers
+from tests.support.events import BASE as EVENTS_BASE
+from tests.support.events import event_json
 from tests.support.job import run_job, start_job
 from tests.support.offers_reference import CampaignSpec, Outcome, expected_offers
 from tests.support.readback import archive_rows, redis_dump, topic_values
@@ -274,3 +281,104 @@ def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: Offe
     assert pending == set(releases)
     for offer, released in expected.released.items():
         assert releases[offer]["send_at"] == released.send_at, offer
+
+
+UPLIFT_WINDOW = timedelta(days=7)
+
+
+def test_offer_uplift_on_trino_matches_the_input(offers_run: OffersRun) -> None:
+    settings, expected = offers_run.settings, offers_run.expected
+    schema = f"it_{offers_run.services.run_id}"
+    run(settings, "ddl", schema)
+    run(settings, "sync", schema)
+    _, rows = run(settings, "reports/offer_uplift", schema)
+
+    # Treatment: customers sent the campaign's offer; control: customers held out of it. A
+    # customer converted with a conversion event in [send_at, send_at + 7 days) of an offer.
+    conversions: dict[str, list[datetime]] = {}
+    for event in offers_run.events:
+        if event["event_type"] == "conversion" and event.get("customer_id"):
+            conversions.setdefault(event["customer_id"], []).append(_utc(event["event_time"]))
+    groups: dict[tuple[str, str], dict[str, bool]] = {}
+    for released in expected.released.values():
+        converted = any(
+            released.send_at <= at < released.send_at + UPLIFT_WINDOW
+            for at in conversions.get(released.customer, [])
+        )
+        members = groups.setdefault((released.campaign, released.outcome), {})
+        members[released.customer] = members.get(released.customer, False) or converted
+
+    def rate(converted: int, n: int) -> float | None:
+        return converted / n if n else None
+
+    campaigns = sorted({campaign for campaign, _ in groups})
+    assert [row[0] for row in rows] == campaigns
+    for campaign, treated, t_conv, t_rate, control, c_conv, c_rate, uplift in rows:
+        sent = groups.get((campaign, "sent"), {})
+        held = groups.get((campaign, "held_out"), {})
+        assert (treated, t_conv) == (len(sent), sum(sent.values())), campaign
+        assert (control, c_conv) == (len(held), sum(held.values())), campaign
+        t_expected, c_expected = rate(t_conv, treated), rate(c_conv, control)
+        assert t_rate == (None if t_expected is None else round(t_expected, 6))
+        assert c_rate == (None if c_expected is None else round(c_expected, 6))
+        if t_expected is None or c_expected is None:
+            assert uplift is None
+        else:
+            assert uplift == pytest.approx(t_expected - c_expected, abs=1e-6)
+    # Both groups are there, and conversions after a send are counted.
+    assert all(row[1] and row[4] for row in rows), rows
+    assert sum(row[2] + row[5] for row in rows) > 0, rows
+
+
+def _event(event_id: str, customer: str | None, at: datetime, kind: str = "conversion") -> Arrival:
+    event = msgspec.json.decode(
+        event_json(event_id, (at - EVENTS_BASE).total_seconds(), kind, customer, "D9"), type=Event
+    )
+    return Arrival(event, int(at.timestamp() * 1000), "bank.events", 0, 0, 0)
+
+
+def _release(customer: str, outcome: str, send_at: datetime, trigger: str = "t1") -> OfferRow:
+    at = int(send_at.timestamp() * 1000)
+    offer = f"{customer}-{trigger}"
+    return OfferRow(
+        f"{offer}:release", offer, "release", outcome, None, None, "c1", 1, customer, trigger,
+        at - 45_000, at, at, None,
+    )  # fmt: skip
+
+
+def test_offer_uplift_counts_conversions_from_the_send_to_seven_days_after(
+    services: Services,
+) -> None:
+    settings = services.settings
+    send = datetime(2026, 1, 15, 9, 0, tzinfo=UTC)
+    week = timedelta(days=7)
+    ms = timedelta(milliseconds=1)
+    offers = [
+        _release("A", "sent", send),  # converts on the window's last millisecond
+        _release("B", "sent", send),  # converts just after the window
+        _release("E", "sent", send),  # not within the first offer's window, but the second's
+        _release("E", "sent", send + timedelta(days=10), "t2"),
+        _release("C", "held_out", send),  # converted just before the send: not counted
+        _release("D", "held_out", send),  # converts at the send
+        _release("F", "suppressed", send),  # neither group
+    ]
+    events = [
+        _event("a", "A", send + week - ms),
+        _event("b", "B", send + week),
+        _event("b2", "B", send + timedelta(hours=1), "click"),
+        _event("e", "E", send + timedelta(days=10, hours=1)),
+        _event("c", "C", send - ms),
+        _event("d", "D", send),
+        _event("f", "F", send + timedelta(hours=1)),
+        _event("anonymous", None, send + timedelta(hours=1)),
+    ]
+    writer = ArchiveWriter(settings.s3_bucket, settings.s3_prefix, settings.storage_options())
+    writer.write(ArchiveObject("offers", "2026-01-15", "08", "offers-0001", list(offers)))
+    writer.write(ArchiveObject("events", "2026-01-15", "09", "hand-made", events))
+    schema = f"it_{services.run_id}"
+    run(settings, "ddl", schema)
+    run(settings, "sync", schema)
+    columns, rows = run(settings, "reports/offer_uplift", schema)
+    assert columns == ["campaign_id", "treated", "treated_converted", "treated_rate", "control",
+                       "control_converted", "control_rate", "uplift"]  # fmt: skip
+    assert rows == [("c1", 3, 2, 0.666667, 2, 1, 0.5, 0.166667)]
