@@ -52,6 +52,12 @@ class CampaignSet:
         self._index = index
         self._properties = {k: tuple(sorted(v)) for k, v in properties.items()}
         self._types = {key[0] for key in index}
+        self._attributes: dict[str | None, tuple[str, ...]] = {}
+        for event_type, attribute, _ in index:
+            if not attribute.startswith("p:"):
+                known = self._attributes.get(event_type, ())
+                if attribute not in known:
+                    self._attributes[event_type] = (*known, attribute)
 
     def __len__(self) -> int:
         """How many campaigns are loaded."""
@@ -69,10 +75,8 @@ class CampaignSet:
             if event_type not in self._types:
                 continue
             keys: list[tuple[str | None, str, Any]] = [
-                (event_type, "", None),
-                (event_type, "screen", event.screen),
-                (event_type, "element", event.element),
-                (event_type, "form", event.form),
+                (event_type, attribute, getattr(event, attribute) if attribute else None)
+                for attribute in self._attributes.get(event_type, ())
             ]
             props = event.properties
             for name in self._properties.get(event_type, ()):

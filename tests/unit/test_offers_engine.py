@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import msgspec
 import pytest
+from hypothesis import strategies as st
 
 from offers import Event, History, Offer, Profile, Trigger, campaign
 from offers.api import Campaign
@@ -474,3 +476,39 @@ def test_snapshots_reencode_only_changed_customers_and_restore_everyone() -> Non
     engine.shard = restored
     engine.advance(BASE + timedelta(minutes=1))
     assert sorted(o.customer_id for o in engine.sent) == ["C1", "C2"]
+
+
+_VALUES = st.sampled_from(["a", "b", None])
+
+
+@st.composite
+def _triggers(draw: st.DrawFn) -> Trigger:
+    props = draw(st.dictionaries(st.sampled_from(["kind", "status"]), st.sampled_from(["x", "y"])))
+    return Trigger(
+        draw(st.sampled_from([None, "click", "transaction", ("click", "screen_view")])),
+        channel=draw(st.sampled_from([None, "atm", "mobile"])),
+        screen=draw(_VALUES),
+        element=draw(_VALUES),
+        form=draw(_VALUES),
+        properties=props,
+    )
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@hypothesis.given(st.lists(st.lists(_triggers(), min_size=1, max_size=3), max_size=6), st.data())
+def test_the_trigger_index_finds_exactly_the_matching_campaigns(
+    triggers: list[list[Trigger]], data: st.DataObject
+) -> None:
+    campaigns = [
+        loan_campaign(id=f"c{n}", priority=n % 3, triggers=own) for n, own in enumerate(triggers)
+    ]
+    index = CampaignSet(campaigns)
+    for _ in range(20):
+        event_type = data.draw(st.sampled_from(["click", "transaction", "screen_view"]))
+        extra: dict[str, Any] = {k: data.draw(_VALUES) for k in ("screen", "element", "form")}
+        props = data.draw(
+            st.dictionaries(st.sampled_from(["kind", "status"]), st.sampled_from(["x", "y"]))
+        )
+        event = app_event("e", BASE, event_type, properties=props, **extra).event
+        expected = [c for c in index.campaigns if any(t.matches(event) for t in c.triggers)]
+        assert index.candidates(event) == expected
