@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import msgspec
+from msgspec.structs import force_setattr
 
 from operators.clock import PartitionClock
 from operators.identity import ShardIdentities, ShardIdentitiesSnapshot
@@ -259,6 +260,7 @@ class Shard:
         if len(shard_names) > 500_000:
             shard_names.clear()
         identities = self.identities
+        devices = identities.devices
         undecided = self._undecided
         offers: dict[str, list[Arrival]] | None = {} if self._config.offers else None
         for arrival in arrivals:
@@ -283,6 +285,14 @@ class Shard:
                 position = f"{last_source}#{last_partition}"
                 last_rows = archive_rows.setdefault(position, [])
             last_rows.append(arrival)
+            customer_id = event.customer_id
+            if customer_id is None and event.device_id is not None:
+                # The identity known now, for the archive (the final one is decided later).
+                device = devices.get(event.device_id)
+                if device is not None:
+                    known = device.known_customer(event_ms, event_id)
+                    if known is not None:
+                        force_setattr(arrival, "known_customer", known)
             if event_ms < watermark:
                 late += 1
                 continue
@@ -290,7 +300,6 @@ class Shard:
             if progress is None:
                 clock.observe(position, event_ms)
             journey_event = session_event(event, event_ms)
-            customer_id = event.customer_id
             if event.device_id is not None:
                 is_login = event.event_type == "login"
                 identities.add(event.device_id, event_ms, event_id, customer_id, is_login)

@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import s3fs
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from operators.identity import DEVICE_PREFIX
 from state.records import ArchiveObject, Arrival
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
@@ -36,6 +37,7 @@ EVENTS_SCHEMA = pa.schema(
         ("element", pa.string()),
         ("form", pa.string()),
         ("properties", pa.string()),
+        ("identity", pa.string()),
         ("ingest_topic", pa.string()),
         ("ingest_partition", pa.int32()),
         ("ingest_offset", pa.int64()),
@@ -68,6 +70,13 @@ def events_table(rows: Sequence[Arrival]) -> pa.Table:
     arrays["event_time"] = pa.array([row.event_ms for row in rows], type=TIMESTAMP)
     arrays["properties"] = pa.array(
         [_encode_json(e.properties) if e.properties else None for e in events], type=string
+    )
+    arrays["identity"] = pa.array(
+        [
+            row.event.customer_id or row.known_customer or f"{DEVICE_PREFIX}{row.event.device_id}"
+            for row in rows
+        ],
+        type=string,
     )
     arrays["ingest_topic"] = pa.array([row.source for row in rows], type=string)
     arrays["ingest_partition"] = pa.array([row.partition for row in rows], type=pa.int32())

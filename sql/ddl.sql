@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS {catalog}.{schema}.events (
     element varchar,
     form varchar,
     properties varchar,
+    identity varchar,
     ingest_topic varchar,
     ingest_partition integer,
     ingest_offset bigint,

@@ -40,6 +40,9 @@ class Arrival(msgspec.Struct, frozen=True, gc=False, array_like=True):
     partition: int
     offset: int
     ingest_ms: int
+    known_customer: str | None = None
+    """For an event without a customer id: the customer of its device's latest login at or
+    before it, as its shard knew when it processed the event (set there, once)."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):

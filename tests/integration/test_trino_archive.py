@@ -15,6 +15,7 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
+from tests.support.identity_reference import ingest_identities
 from tests.support.job import ROOT, run_job, settings_env
 from tests.support.journey_reference import (
     FUNNELS,
@@ -74,6 +75,18 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     for session_id, event_id in cursor.fetchall():
         mapped.setdefault(session_id, set()).add(event_id)
     assert mapped == {s.sid: {e.event_id for e in s.events} for s in reference.session_list}
+
+    # Every event's identity as known when the job processed it: a file is read in order, so an
+    # anonymous event has the customer of its device's latest login read before it (the input
+    # has no login read after a younger event of its device, where the batch would decide).
+    cursor.execute(f"SELECT event_id, identity FROM {settings.trino_catalog}.{schema}.events")
+    archived = dict(cursor.fetchall())
+    identities = ingest_identities(expected.valid_unique)
+    assert all(i.read_before == i.every_login for i in identities.values())
+    assert archived == {event_id: i.every_login for event_id, i in identities.items()}
+    no_customer = {e for e, event in expected.valid_unique.items() if not event.get("customer_id")}
+    logged_in_before = {e for e in no_customer if not archived[e].startswith("device:")}
+    assert len(logged_in_before) > 1000 and len(no_customer - logged_in_before) > 1000
 
     _, rows = run(settings, "reports/events_by_type", schema)
     by_type: Counter[tuple[str, str]] = Counter()

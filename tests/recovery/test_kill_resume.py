@@ -13,6 +13,7 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.integration.test_pipeline import minute_counts
+from tests.support.identity_reference import ingest_identities
 from tests.support.job import start_job
 from tests.support.readback import archive_rows, redis_dump
 from tests.support.reference import expected_from
@@ -85,3 +86,5 @@ def test_a_killed_job_resumes_without_loss_or_double_counting(
     assert minute_counts(dump, settings.redis_prefix) == expected.events_per_minute()
     rows = archive_rows(services.s3, settings)
     assert sorted(r["event_id"] for r in rows) == sorted(expected.valid_unique)
+    identities = ingest_identities(expected.valid_unique)
+    assert all(r["identity"] in identities[r["event_id"]].possible for r in rows)
