@@ -253,8 +253,10 @@ def main(
     )
     produced_at: dict[str, float] = {}
     try:
-        traffic = generate(config)
+        # Event times start now, when production starts (not when the set-up began).
         start = time.time()
+        config = msgspec.structs.replace(config, start=datetime.fromtimestamp(start, UTC))
+        traffic = generate(config)
         sent = 0
         next_trigger = start + warmup
         trigger_end = start + warmup + seconds
