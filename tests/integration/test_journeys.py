@@ -3,8 +3,6 @@ definitions computed independently from the input, after a SIGKILL and a resume 
 
 from __future__ import annotations
 
-import signal
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,8 @@ from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
-from tests.recovery.test_kill_resume import accepted, wait_for
 from tests.support.customers import load_simulated_customers
-from tests.support.job import run_job, start_job
+from tests.support.job import crash_midway, run_job
 from tests.support.journey_reference import figures
 from tests.support.readback import archive_rows, redis_dump
 from tests.support.reference import expected_from
@@ -44,16 +41,7 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
     cut = int(len(messages) * 0.4)
     recovery = tmp_path / "recovery"
     log = tmp_path / "job.log"
-    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
-        for message in messages[:cut]:
-            writer.write(message)
-    job = start_job(settings, "kafka", recovery, log)
-    try:
-        wait_for(lambda: accepted(services, settings) > cut // 3, 120, "the job to make progress")
-        time.sleep(2.5)
-    finally:
-        job.send_signal(signal.SIGKILL)
-        job.wait(30)
+    crash_midway(services.redis, settings, messages[:cut], recovery, log)
     with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
         for message in messages[cut:]:
             writer.write(message)

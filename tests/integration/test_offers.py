@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,11 +28,10 @@ from sources.simulator_output import KafkaWriter
 from state.contract import Event
 from state.records import ArchiveObject, Arrival
 from tests.conftest import Services
-from tests.recovery.test_kill_resume import accepted, wait_for
 from tests.support.customers import load_simulated_customers
 from tests.support.events import BASE as EVENTS_BASE
 from tests.support.events import event_json
-from tests.support.job import run_job, start_job
+from tests.support.job import crash_midway, run_job
 from tests.support.offers_reference import CampaignSpec, Outcome, expected_offers
 from tests.support.readback import archive_rows, redis_dump, topic_values
 from tests.support.reference import expected_from, parse_time
@@ -159,16 +156,7 @@ def offers_run(module_services: Services, tmp_path_factory: pytest.TempPathFacto
     cut = int(len(messages) * 0.4)
     recovery = tmp_path / "recovery"
     log = tmp_path / "job.log"
-    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
-        for message in messages[:cut]:
-            writer.write(message)
-    job = start_job(settings, "kafka", recovery, log)
-    try:
-        wait_for(lambda: accepted(services, settings) > cut // 3, 120, "the job to make progress")
-        time.sleep(2.5)
-    finally:
-        job.send_signal(signal.SIGKILL)
-        job.wait(30)
+    crash_midway(services.redis, settings, messages[:cut], recovery, log)
     written_before_the_crash = len(archive_rows(services.s3, settings, "offers"))
     with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
         for message in messages[cut:]:

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-from flows.settings import Settings
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.integration.test_pipeline import minute_counts
 from tests.support.identity_reference import ingest_identities
-from tests.support.job import start_job
+from tests.support.job import accepted, start_job, wait_for
 from tests.support.readback import archive_rows, redis_dump
 from tests.support.reference import expected_from
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def accepted(services: Services, settings: Settings) -> int:
-    return int(services.redis.hget(f"{settings.redis_prefix}:pipeline", "valid") or 0)
 
 
 def test_a_killed_job_resumes_without_loss_or_double_counting(
@@ -53,14 +38,14 @@ def test_a_killed_job_resumes_without_loss_or_double_counting(
             writer.write(message)
     job = start_job(settings, "kafka", recovery, log)
     try:
-        wait_for(lambda: accepted(services, settings) > 1000, 120, "the job to make progress")
+        wait_for(lambda: accepted(services.redis, settings) > 1000, 120, "the job to make progress")
         with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
             for message in messages[len(messages) // 3 : 2 * len(messages) // 3]:
                 writer.write(message)
         time.sleep(1.5)  # let an epoch or two close with part of the second third consumed
         job.send_signal(signal.SIGKILL)
         job.wait(30)
-        before_resume = accepted(services, settings)
+        before_resume = accepted(services.redis, settings)
         assert 0 < before_resume < len(expected.valid_unique)
 
         job = start_job(settings, "kafka", recovery, log)
@@ -68,7 +53,9 @@ def test_a_killed_job_resumes_without_loss_or_double_counting(
             for message in messages[2 * len(messages) // 3 :]:
                 writer.write(message)
         total = len(expected.valid_unique)
-        wait_for(lambda: accepted(services, settings) >= total, 180, f"{total} events in Redis")
+        wait_for(
+            lambda: accepted(services.redis, settings) >= total, 180, f"{total} events in Redis"
+        )
         wait_for(
             lambda: len(archive_rows(services.s3, settings)) >= total, 120, "the archive to fill"
         )

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import redis
+
 from flows.settings import Settings
+from sources.simulator import SimulatedMessage
+from sources.simulator_output import KafkaWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,3 +64,43 @@ def start_job(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` every half second; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def accepted(client: redis.Redis, settings: Settings) -> int:
+    """Valid events the job has counted so far (its pipeline figures in Redis)."""
+    return int(client.hget(f"{settings.redis_prefix}:pipeline", "valid") or 0)
+
+
+def crash_midway(
+    client: redis.Redis,
+    settings: Settings,
+    messages: Sequence[SimulatedMessage],
+    recovery_dir: Path,
+    log: Path,
+) -> None:
+    """Write ``messages`` to the events topic, start a tailing job with a recovery store, and
+    SIGKILL it once it has accepted a third of them and run a little longer."""
+    with KafkaWriter(settings.kafka_bootstrap_servers, settings.events_topics[0]) as writer:
+        for message in messages:
+            writer.write(message)
+    job = start_job(settings, "kafka", recovery_dir, log)
+    try:
+        wait_for(
+            lambda: accepted(client, settings) > len(messages) // 3,
+            120,
+            "the job to make progress",
+        )
+        time.sleep(2.5)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(30)
