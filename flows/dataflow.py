@@ -23,7 +23,6 @@ from typing import Any
 
 import bytewax.operators as op
 import msgspec
-from bytewax.connectors.kafka import KafkaSink
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
@@ -57,6 +56,7 @@ from operators.shard_state import (
 )
 from operators.totals import FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
+from sinks.kafka_topics import KafkaTopicsSink
 from sinks.parquet_archive import ParquetArchiveSink
 from sinks.redis_projection import RedisProjectionSink
 from sources.files import JsonLinesSource
@@ -431,7 +431,7 @@ def build_flow(
         op.output(
             "offers_out",
             offer_messages,
-            offers_sink or KafkaSink(settings.kafka_brokers, topic=None),
+            offers_sink or KafkaTopicsSink(settings.kafka_brokers),
         )
         is_offer_figures = op.branch(
             "split_offer_figures", offer_deltas, lambda kv: kv[0] == OFFER_FIGURES
@@ -538,6 +538,6 @@ def build_flow(
     op.output(
         "dead_letters",
         dlq_messages,
-        dead_letter_sink or KafkaSink(settings.kafka_brokers, topic=None),
+        dead_letter_sink or KafkaTopicsSink(settings.kafka_brokers),
     )
     return flow
