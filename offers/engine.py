@@ -293,16 +293,25 @@ class OffersShard:
             now_ms: the wall clock.
         """
         result = OffersResult([], [], {}, {})
+        # First the campaigns each event may trigger (the index is cheap), so that profiles are
+        # read only for the customers who have a candidate.
+        no_candidates: list[Campaign] = []
+        candidates_of = [
+            campaigns.candidates(a.event)
+            if a.event.customer_id is not None and campaigns.may_trigger(a.event.event_type)
+            else no_candidates
+            for a in arrivals
+        ]
         wanted = {
             a.event.customer_id
-            for a in arrivals
-            if a.event.customer_id is not None and campaigns.may_trigger(a.event.event_type)
+            for a, found in zip(arrivals, candidates_of, strict=True)
+            if found and a.event.customer_id is not None
         }
         looked_up = profiles(wanted) if wanted else {}
         if looked_up:
             self._runner.prepare()
         dirty = self._dirty
-        for arrival in arrivals:
+        for arrival, candidates in zip(arrivals, candidates_of, strict=True):
             customer_id = arrival.event.customer_id
             if customer_id is None:
                 continue
@@ -317,11 +326,9 @@ class OffersShard:
                     found = campaigns.by_id.get(pending.campaign_id)
                     if found is not None and any(t.matches(event) for t in found.cancel_if):
                         pending.cancelled = CANCELLED
-            if customer_id in looked_up:
-                candidates = campaigns.candidates(event)
-                if candidates:
-                    profile = looked_up[customer_id]
-                    self._decide(arrival, state, profile, candidates, now_ms, result)
+            if candidates:
+                profile = looked_up[customer_id]
+                self._decide(arrival, state, profile, candidates, now_ms, result)
             self._remember(state, event, event_ms)
         if low_ms > self._low_ms:
             self._low_ms = low_ms
