@@ -10,15 +10,13 @@ import json
 import resource
 import sys
 import time
-from datetime import timedelta
 from typing import Any
 
 from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import Sink
-from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
-from flows.runner import prepare_recovery, tune_gc
+from flows.runner import execute
 from flows.settings import load_settings
 from sources.kafka import KafkaEventSource
 
@@ -78,17 +76,8 @@ def run(
         settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
     flow = build_flow(settings, source, archive_sink=archive_sink)
-    recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
-    tune_gc()
     started = time.time()
-    cli_main(
-        flow,
-        workers_per_process=workers,
-        process_id=process_id,
-        addresses=addresses,
-        epoch_interval=timedelta(seconds=settings.epoch_interval_s),
-        recovery_config=recovery,
-    )
+    execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
     ended = time.time()
     first = FIRST_BATCH[0] if FIRST_BATCH else started
     return {

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -99,10 +100,8 @@ def run_job(
 ) -> None:
     """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
     prepare_topics(settings, source_spec)
-    tune_gc()
     source = parse_source(source_spec, settings, tail=tail)
     flow = build_flow(settings, source)
-    recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
@@ -111,6 +110,20 @@ def run_job(
         cache = Path(tempfile.gettempdir()) / f"bank-clickstream-api-{os.getpid()}"
         cache.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("BYTEWAX_DATAFLOW_API_CACHE_PATH", str(cache))
+    execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
+
+
+def execute(
+    flow: Dataflow,
+    settings: Settings,
+    *,
+    workers: int = 1,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> None:
+    """Run a built dataflow as the job does: GC tuned, recovery store and epochs from settings."""
+    recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
+    tune_gc()
     cli_main(
         flow,
         workers_per_process=workers,
