@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -22,7 +23,7 @@ import msgspec
 
 from operators.identity import DEVICE_PREFIX, device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
-from operators.totals import HASH, ZSET, FigureDeltas, Ratio, count
+from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
 from state.records import ArchiveObject
 from state.snapshots import decode_snapshot, encode_snapshot
 
@@ -40,6 +41,9 @@ RATIOS = (
     Ratio("conversions", "sessions", "conversion_rate"),
     Ratio("submitted", "started", "completion_rate"),
 )
+
+CrossSection = tuple[int, str | None, str | None, str | None, str, str]
+"""(day index, os, app version, app, channel, segment) of one event."""
 
 SegmentLookup = Callable[[Iterable[str]], dict[str, str]]
 """Customer ids → segment (missing or unknown customers may be left out)."""
@@ -73,6 +77,11 @@ class Funnel(msgspec.Struct, frozen=True):
     name: str
     steps: tuple[FunnelStep, ...]
     window_ms: int
+
+    def may_start(self, screens: set[str], event_types: set[str]) -> bool:
+        """Whether a session with these screens viewed and event types can reach step 1."""
+        first = self.steps[0]
+        return first.name in (screens if first.kind == "screen" else event_types)
 
     def reached(self, events: Iterable[SessionEvent]) -> int:
         """How many steps a session reaches, in order, within the window from step 1.
@@ -197,6 +206,7 @@ class Journeys:
         self._active: dict[int, set[str]] = {}
         self._due: list[tuple[int, str]] = []
         self.upstream_ms = -(2**62)
+        self._forgot_below = -(2**62)
         if snapshot is not None:
             state = decode_snapshot(snapshot, JourneySnapshot, SNAPSHOT_VERSION)
             self.newest_ms = state.newest_ms
@@ -238,8 +248,10 @@ class Journeys:
         gap = self._config.gap_ms
         newest = self.newest_ms
         active = self._active
+        open_sessions = self.open
+        closed_ends = self._closed_end
         # Counted per batch, then turned into keys once per distinct value.
-        cross_sections: list[tuple[int, str | None, str | None, str | None, str, str]] = []
+        cross_sections: list[CrossSection] = []
         screens: list[tuple[int, str]] = []
         errors: list[tuple[int, str]] = []
         active_minutes: list[int] = []
@@ -249,7 +261,7 @@ class Journeys:
             if event_ms > newest:
                 newest = event_ms
             day_index = event_ms // DAY_MS
-            if not identity.startswith(DEVICE_PREFIX):
+            if identity in customers:
                 minute = event_ms // MINUTE_MS
                 seen = active.get(minute)
                 if seen is None:
@@ -269,22 +281,23 @@ class Journeys:
                 errors.append((day_index, event.error_code or event.screen or UNKNOWN))
             if event.channel not in SESSION_CHANNELS:
                 continue
-            closed_end = self._closed_end.get(identity)
+            closed_end = closed_ends.get(identity)
             if closed_end is not None and event_ms <= closed_end + gap:
                 late += 1
                 continue
-            sessions = self.open.get(identity)
+            sessions = open_sessions.get(identity)
             if sessions is None:
-                sessions = self.open[identity] = IdentitySessions(identity, gap)
-                sessions.add((event,))
+                open_sessions[identity] = IdentitySessions(identity, gap, [event])
                 # One entry per open identity; a later event moves its due time lazily.
                 heapq.heappush(self._due, (event_ms + gap, identity))
             else:
-                sessions.add((event,))
+                sessions.add_one(event)
         self.newest_ms = newest
         self.upstream_ms = upstream
         minutes: dict[int, dict[str, int]] = {}
-        self._event_figures(figures, minutes, cross_sections, screens, errors, active_minutes)
+        for minute, n in Counter(active_minutes).items():
+            minutes[minute * MINUTE_MS] = {"active_customers": n}
+        self._event_figures(figures, cross_sections, screens, errors)
         records = self._close(figures, minutes, segments)
         pipeline = {"late_for_sessions": late} if late else {}
         return JourneyBatchResult(figures, minutes, records, pipeline)
@@ -292,30 +305,30 @@ class Journeys:
     def _event_figures(
         self,
         figures: FigureDeltas,
-        minutes: dict[int, dict[str, int]],
-        cross_sections: list[tuple[int, str | None, str | None, str | None, str, str]],
+        cross_sections: list[CrossSection],
         screens: list[tuple[int, str]],
         errors: list[tuple[int, str]],
-        active_minutes: list[int],
     ) -> None:
         prefix = self._prefix
-        for minute, n in Counter(active_minutes).items():
-            per_minute = minutes.setdefault(minute * MINUTE_MS, {})
-            per_minute["active_customers"] = per_minute.get("active_customers", 0) + n
-        for (day_index, os, app_version, app, channel, segment), n in Counter(
-            cross_sections
-        ).items():
+        by_day: dict[int, list[CrossSection]]
+        days = {row[0] for row in cross_sections}
+        if len(days) == 1:
+            by_day = {days.pop(): cross_sections}
+        else:
+            by_day = {}
+            for row in cross_sections:
+                by_day.setdefault(row[0], []).append(row)
+        for day_index, rows in by_day.items():
             base = f"{prefix}:day:{day_label(day_index)}:by_"
-            values = (
-                os or UNKNOWN,
-                app_version or UNKNOWN,
-                app or UNKNOWN,
-                channel,
-                segment,
-                "all",
-            )
-            for dimension, value in zip(DIMENSIONS, values, strict=True):
-                count(figures, (HASH, f"{base}{dimension}:events", day_index), value, n)
+            # One column per dimension, counted in C.
+            columns = list(zip(*rows, strict=True))[1:]
+            for dimension, column in zip(DIMENSIONS, columns, strict=False):
+                tally = Counter(column)
+                missing = tally.pop(None, 0)
+                if missing:
+                    tally[UNKNOWN] += missing
+                add_deltas(figures, (HASH, f"{base}{dimension}:events", day_index), tally)
+            count(figures, (HASH, f"{base}all:events", day_index), "all", len(rows))
         for (day_index, screen), n in Counter(screens).items():
             key = f"{prefix}:day:{day_label(day_index)}:top:screens"
             count(figures, (ZSET, key, day_index), screen, n)
@@ -329,11 +342,6 @@ class Journeys:
         minutes: dict[int, dict[str, int]] = {}
         records = self._close(figures, minutes, segments, safe=2**62)
         return JourneyBatchResult(figures, minutes, records, {})
-
-    @staticmethod
-    def _dimensions(event: SessionEvent, segment: str) -> dict[str, str]:
-        values = (event.os, event.app_version, event.app, event.channel, segment, "all")
-        return {d: v or UNKNOWN for d, v in zip(DIMENSIONS, values, strict=True)}
 
     def _close(
         self,
@@ -366,83 +374,25 @@ class Journeys:
             return []
         customers = {s.identity for s in closed if not s.identity.startswith(DEVICE_PREFIX)}
         segment_of = segments(customers) if customers else {}
-        records = [
-            session_record(session, segment_of.get(session.identity, UNKNOWN)) for session in closed
-        ]
-        self._session_figures(figures, minutes, records, closed)
+        tally = SessionTally(self._config.funnels)
+        records = [tally.add(s, segment_of.get(s.identity, UNKNOWN)) for s in closed]
+        tally.into(figures, minutes, self._prefix)
         return records
 
     def _forget(self, safe: int) -> None:
-        """Free what no future event can touch: idle identities' last session ends, minutes."""
+        """Free what no future event can touch: idle identities' last session ends, minutes.
+
+        A full pass runs when the oldest minute kept moves, not every batch.
+        """
+        oldest_minute = (safe - self._config.gap_ms) // MINUTE_MS - 60
+        if oldest_minute <= self._forgot_below:
+            return
+        self._forgot_below = oldest_minute
         horizon = safe - DAY_MS
         for identity in [i for i, end in self._closed_end.items() if end < horizon]:
             del self._closed_end[identity]
-        oldest_minute = (safe - self._config.gap_ms) // MINUTE_MS - 60
         for minute in [m for m in self._active if m < oldest_minute]:
             del self._active[minute]
-
-    def _session_figures(
-        self,
-        figures: FigureDeltas,
-        minutes: dict[int, dict[str, int]],
-        records: list[SessionRecord],
-        sessions: list[ClosedSession],
-    ) -> None:
-        """Tally every closed session's figures, then turn them into keys once per batch."""
-        tally: Counter[tuple[str, int, str, str]] = Counter()
-        started: Counter[tuple[int, str]] = Counter()
-        for session, record in zip(sessions, records, strict=True):
-            day = session.start_ms // DAY_MS
-            converted = int(record.converted)
-            minute = session.start_ms // MINUTE_MS
-            started[(minute, "sessions_started")] += 1
-            started[(minute, "sessions_converted")] += converted
-            first = session.events[0]
-            for dimension, value in self._dimensions(first, record.segment).items():
-                tally[(HASH, day, f"by_{dimension}:sessions", value)] += 1
-                tally[(HASH, day, f"by_{dimension}:conversions", value)] += converted
-            if record.exit_screen:
-                tally[(ZSET, day, "top:exit_screens", record.exit_screen)] += 1
-            screens: set[str] = set()
-            buttons: set[str] = set()
-            started_forms: set[str] = set()
-            submitted: set[str] = set()
-            previous_screen: str | None = None
-            for event in session.events:
-                event_type = event.event_type
-                if event_type == "screen_view" and event.screen:
-                    screens.add(event.screen)
-                    if previous_screen is not None and previous_screen != event.screen:
-                        tally[(ZSET, day, "transitions", f"{previous_screen}|{event.screen}")] += 1
-                    previous_screen = event.screen
-                elif event_type == "click" and event.element:
-                    buttons.add(f"{event.screen or UNKNOWN}|{event.element}")
-                elif event_type == "form_start" and event.form:
-                    started_forms.add(event.form)
-                elif event_type == "form_submit" and event.form:
-                    submitted.add(event.form)
-            for screen in screens:
-                tally[(HASH, day, "screen:sessions", screen)] += 1
-                tally[(HASH, day, "screen:conversions", screen)] += converted
-            for button in buttons:
-                tally[(HASH, day, "button:sessions", button)] += 1
-                tally[(HASH, day, "button:conversions", button)] += converted
-            for form in started_forms:
-                tally[(HASH, day, "form:started", form)] += 1
-                tally[(HASH, day, "form:submitted", form)] += int(form in submitted)
-            for form in abandoned_forms(session.events) if started_forms else ():
-                tally[(ZSET, day, "top:abandoned_forms", form)] += 1
-            for element in rage_clicks(session.events) if buttons else ():
-                tally[(ZSET, day, "top:rage_clicks", element)] += 1
-            for funnel in self._config.funnels:
-                for step in range(1, funnel.reached(session.events) + 1):
-                    tally[(HASH, day, f"funnel:{funnel.name}", f"step_{step}")] += 1
-        prefix = self._prefix
-        for (minute, field), n in started.items():
-            per_minute = minutes.setdefault(minute * MINUTE_MS, {})
-            per_minute[field] = per_minute.get(field, 0) + n
-        for (kind, day, family, field), n in tally.items():
-            count(figures, (kind, f"{prefix}:day:{day_label(day)}:{family}", day), field, n)
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state."""
@@ -479,50 +429,181 @@ def rage_clicks(events: Iterable[SessionEvent]) -> list[str]:
             by_target.setdefault(f"{event.screen or UNKNOWN}|{event.element}", []).append(
                 event.event_ms
             )
-    bursts = []
-    for target, times in by_target.items():
-        index = 0
-        while index < len(times):
-            end = index
-            while end + 1 < len(times) and times[end + 1] - times[index] <= RAGE_WINDOW_MS:
-                end += 1
-            if end - index + 1 > RAGE_CLICKS:
-                bursts.append(target)
-                index = end + 1
-            else:
-                index += 1
-    return bursts
+    return [target for target, times in by_target.items() for _ in range(bursts(times))]
 
 
-def session_record(session: ClosedSession, segment: str) -> SessionRecord:
-    """The archive record of a closed session."""
-    events = session.events
-    first = events[0]
-    customer = None if session.identity.startswith(DEVICE_PREFIX) else session.identity
-    absorbed: dict[str, str] = {}
-    if customer is not None:
+def bursts(times: list[int]) -> int:
+    """How many bursts of more than 3 clicks within 1 second these click times (sorted) hold."""
+    found = 0
+    index = 0
+    while index < len(times):
+        end = index
+        while end + 1 < len(times) and times[end + 1] - times[index] <= RAGE_WINDOW_MS:
+            end += 1
+        if end - index + 1 > RAGE_CLICKS:
+            found += 1
+            index = end + 1
+        else:
+            index += 1
+    return found
+
+
+_DIMENSION_FAMILIES = tuple((f"by_{d}:sessions", f"by_{d}:conversions") for d in DIMENSIONS)
+
+TallyKey = tuple[str, int, str, str]
+"""(redis type, day index, key family, field)."""
+
+
+class SessionTally:
+    """Closed sessions' records and figures, in one pass over each session's events.
+
+    Figures are collected as keys to add one to; a conversion figure of a session that did not
+    convert is still a field (with 0), so that rates have their denominator's every field.
+    """
+
+    def __init__(self, funnels: tuple[Funnel, ...]) -> None:
+        """An empty tally for a batch of closed sessions."""
+        self._funnels = funnels
+        self._ones: list[TallyKey] = []
+        self._zeros: list[TallyKey] = []
+        self._started: list[int] = []
+        self._converted: list[int] = []
+
+    def add(self, session: ClosedSession, segment: str) -> SessionRecord:
+        """Count one closed session; return its archive record."""
+        events = session.events
+        first = events[0]
+        identity = session.identity
+        customer = None if identity.startswith(DEVICE_PREFIX) else identity
+        path: list[str] = []
+        exit_screen: str | None = None
+        converted = False
+        devices: set[str] = set()
+        absorbed: dict[str, str] = {}
+        clicks: dict[str, list[int]] = {}
+        started: set[str] = set()
+        submitted: set[str] = set()
+        event_types: set[str] = set()
         for event in events:
-            if event.customer_id is None and event.device_id and event.device_id not in absorbed:
-                absorbed[event.device_id] = session_id(
-                    device_identity(event.device_id), event.event_ms, event.event_id
+            event_type = event.event_type
+            event_types.add(event_type)
+            if event_type == "screen_view":
+                exit_screen = event.screen
+                if exit_screen:
+                    path.append(exit_screen)
+            elif event_type == "click":
+                if event.element:
+                    target = f"{event.screen or UNKNOWN}|{event.element}"
+                    times = clicks.get(target)
+                    if times is None:
+                        clicks[target] = [event.event_ms]
+                    else:
+                        times.append(event.event_ms)
+            elif event_type == "conversion":
+                converted = True
+            elif event_type == "form_start":
+                if event.form:
+                    started.add(event.form)
+            elif event_type == "form_submit" and event.form:
+                submitted.add(event.form)
+            device = event.device_id
+            if device:
+                devices.add(device)
+                if customer is not None and event.customer_id is None and device not in absorbed:
+                    absorbed[device] = session_id(
+                        device_identity(device), event.event_ms, event.event_id
+                    )
+        segment = segment if customer is not None else UNKNOWN
+        record = SessionRecord(
+            session_id=session.session_id,
+            identity=identity,
+            customer_id=customer,
+            absorbed_session_ids=tuple(absorbed.values()),
+            devices=tuple(sorted(devices)),
+            start_ms=session.start_ms,
+            end_ms=session.end_ms,
+            duration_ms=session.end_ms - session.start_ms,
+            event_count=len(events),
+            screens=tuple(path),
+            exit_screen=exit_screen,
+            converted=converted,
+            app=first.app,
+            os=first.os,
+            app_version=first.app_version,
+            channel=first.channel,
+            segment=segment,
+        )
+        self._count(record, first, path, clicks, started, submitted, event_types, events)
+        return record
+
+    def _count(
+        self,
+        record: SessionRecord,
+        first: SessionEvent,
+        path: list[str],
+        clicks: dict[str, list[int]],
+        started: set[str],
+        submitted: set[str],
+        event_types: set[str],
+        events: tuple[SessionEvent, ...],
+    ) -> None:
+        day = record.start_ms // DAY_MS
+        ones = self._ones
+        maybe = ones if record.converted else self._zeros
+        self._started.append(record.start_ms // MINUTE_MS)
+        if record.converted:
+            self._converted.append(record.start_ms // MINUTE_MS)
+        values = (
+            first.os or UNKNOWN,
+            first.app_version or UNKNOWN,
+            first.app or UNKNOWN,
+            first.channel or UNKNOWN,
+            record.segment or UNKNOWN,
+            "all",
+        )
+        for (sessions_family, conversions_family), value in zip(
+            _DIMENSION_FAMILIES, values, strict=True
+        ):
+            ones.append((HASH, day, sessions_family, value))
+            maybe.append((HASH, day, conversions_family, value))
+        if record.exit_screen:
+            ones.append((ZSET, day, "top:exit_screens", record.exit_screen))
+        for previous, screen in itertools.pairwise(path):
+            if previous != screen:
+                ones.append((ZSET, day, "transitions", f"{previous}|{screen}"))
+        screens = set(path)
+        for screen in screens:
+            ones.append((HASH, day, "screen:sessions", screen))
+            maybe.append((HASH, day, "screen:conversions", screen))
+        for button, times in clicks.items():
+            ones.append((HASH, day, "button:sessions", button))
+            maybe.append((HASH, day, "button:conversions", button))
+            if len(times) > RAGE_CLICKS:
+                ones.extend([(ZSET, day, "top:rage_clicks", button)] * bursts(times))
+        if started:
+            for form in started:
+                ones.append((HASH, day, "form:started", form))
+                (ones if form in submitted else self._zeros).append(
+                    (HASH, day, "form:submitted", form)
                 )
-    screens = tuple(e.screen for e in events if e.event_type == "screen_view" and e.screen)
-    return SessionRecord(
-        session_id=session.session_id,
-        identity=session.identity,
-        customer_id=customer,
-        absorbed_session_ids=tuple(absorbed.values()),
-        devices=tuple(sorted({e.device_id for e in events if e.device_id})),
-        start_ms=session.start_ms,
-        end_ms=session.end_ms,
-        duration_ms=session.end_ms - session.start_ms,
-        event_count=len(events),
-        screens=screens,
-        exit_screen=session.exit_screen,
-        converted=session.converted,
-        app=first.app,
-        os=first.os,
-        app_version=first.app_version,
-        channel=first.channel,
-        segment=segment if customer is not None else UNKNOWN,
-    )
+            for form in abandoned_forms(events):
+                ones.append((ZSET, day, "top:abandoned_forms", form))
+        for funnel in self._funnels:
+            if funnel.may_start(screens, event_types):
+                for step in range(1, funnel.reached(events) + 1):
+                    ones.append((HASH, day, f"funnel:{funnel.name}", f"step_{step}"))
+
+    def into(self, figures: FigureDeltas, minutes: dict[int, dict[str, int]], prefix: str) -> None:
+        """Add the tallied figures to a batch's deltas."""
+        for minute, n in Counter(self._started).items():
+            per_minute = minutes.setdefault(minute * MINUTE_MS, {})
+            per_minute["sessions_started"] = per_minute.get("sessions_started", 0) + n
+            per_minute["sessions_converted"] = per_minute.get("sessions_converted", 0)
+        for minute, n in Counter(self._converted).items():
+            per_minute = minutes[minute * MINUTE_MS]
+            per_minute["sessions_converted"] += n
+        tally = Counter(self._ones)
+        for key in set(self._zeros).difference(tally):
+            tally[key] = 0
+        for (kind, day, family, field), n in tally.items():
+            count(figures, (kind, f"{prefix}:day:{day_label(day)}:{family}", day), field, n)

@@ -84,6 +84,14 @@ class IdentitySessions:
         for event in events:
             bisect.insort(self.events, event)
 
+    def add_one(self, event: SessionEvent) -> None:
+        """Add one event (appended when it is the newest, as it mostly is)."""
+        events = self.events
+        if event > events[-1]:
+            events.append(event)
+        else:
+            bisect.insort(events, event)
+
     def close(self, safe_ms: int) -> list[ClosedSession]:
         """Close the sessions that no event at or after ``safe_ms`` can still join.
 
