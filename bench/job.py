@@ -75,7 +75,9 @@ def run(
     source = _TimedKafkaSource(
         settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
     )
-    flow = build_flow(settings, source, archive_sink=archive_sink)
+    flow = build_flow(
+        settings, source, archive_sink=archive_sink, snapshots=settings.recovery_dir is not None
+    )
     started = time.time()
     execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
     ended = time.time()

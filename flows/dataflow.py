@@ -31,6 +31,7 @@ from bytewax.outputs import Sink
 from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
+from flows.stateful import stateful_batch
 from offers.engine import ProfileLookup
 from operators.aggregates import JOURNEYS, OFFERS, MinuteSeries, PipelineTotals, RedisKeys
 from operators.archive import ArchiveBuffer
@@ -367,6 +368,7 @@ def build_flow(
     segments: SegmentLookup | None = None,
     offers_sink: Sink[Any] | None = None,
     profiles: ProfileLookup | None = None,
+    snapshots: bool = True,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -380,6 +382,8 @@ def build_flow(
         segments: customer id → segment; defaults to the customer store in Redis.
         offers_sink: override for tests; defaults to the offers and decisions topics on Kafka.
         profiles: customer id → profile for the offers; defaults to the customer store.
+        snapshots: whether the stateful steps build snapshots (only a recovery store reads
+            them; see :mod:`flows.stateful`).
     """
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
@@ -399,8 +403,11 @@ def build_flow(
         input_positions=input_positions(source),
         offers=settings.campaigns_dir is not None,
     )
-    shard_out = op.stateful_batch(
-        "shard_state", by_shard, lambda resume: ShardLogic(shard_config, resume)
+    shard_out = stateful_batch(
+        "shard_state",
+        by_shard,
+        lambda resume: ShardLogic(shard_config, resume),
+        snapshots=snapshots,
     )
 
     keys = RedisKeys(settings.redis_prefix)
@@ -414,10 +421,11 @@ def build_flow(
         funnels=settings.funnel_definitions(),
     )
     lookup = segments or lazy_segment_lookup(settings)
-    journey_out = op.stateful_batch(
+    journey_out = stateful_batch(
         "journeys",
         op.flat_map("journey_events", shard_out, _route_journeys),
         lambda resume: _journeys_logic(resume, journey_config, settings, lookup, clock),
+        snapshots=snapshots,
     )
     journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
@@ -426,7 +434,7 @@ def build_flow(
     offer_objects: list[Stream[tuple[str, list[ArchiveObject]]]] = []
     if settings.campaigns_dir is not None:
         offer_messages, offer_deltas, decision_objects = add_offers(
-            shard_out, settings, profiles=profiles, clock=clock
+            shard_out, settings, profiles=profiles, clock=clock, snapshots=snapshots
         )
         op.output(
             "offers_out",
@@ -446,7 +454,7 @@ def build_flow(
             "offer_minutes", is_offer_figures.falses, lambda kv: kv[0] == OFFERS_PER_MINUTE
         )
         offer_minute_writes.append(
-            op.stateful_batch(
+            stateful_batch(
                 "offers_by_minute",
                 offer_minutes,
                 lambda resume: MinuteSeriesLogic(
@@ -458,14 +466,16 @@ def build_flow(
                         OFFERS,
                     )
                 ),
+                snapshots=snapshots,
             )
         )
-    figure_writes = op.stateful_batch(
+    figure_writes = stateful_batch(
         "figures",
         figure_deltas,
         lambda resume: TotalsLogic(
             Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
         ),
+        snapshots=snapshots,
     )
     is_journey_minutes = op.branch(
         "split_journey_minutes", is_figures.falses, lambda kv: kv[0] == JOURNEYS_PER_MINUTE
@@ -475,7 +485,7 @@ def build_flow(
     journey_minute_delay_ms = (
         settings.session_gap_s + settings.allowed_lateness_s + settings.stitch_allowance_s + 300
     ) * 1000
-    journey_minute_writes = op.stateful_batch(
+    journey_minute_writes = stateful_batch(
         "journeys_by_minute",
         is_journey_minutes.trues,
         lambda resume: MinuteSeriesLogic(
@@ -483,10 +493,11 @@ def build_flow(
                 keys, journey_minute_delay_ms, settings.minute_retention_s, resume, JOURNEYS
             )
         ),
+        snapshots=snapshots,
     )
     deltas = op.merge("all_deltas", deltas, dead_counts, is_journey_minutes.falses)
     is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
-    minute_writes = op.stateful_batch(
+    minute_writes = stateful_batch(
         "events_by_minute",
         is_minutes.trues,
         lambda resume: MinuteSeriesLogic(
@@ -494,11 +505,13 @@ def build_flow(
                 keys, settings.allowed_lateness_s * 1000, settings.minute_retention_s, resume
             )
         ),
+        snapshots=snapshots,
     )
-    pipeline_writes = op.stateful_batch(
+    pipeline_writes = stateful_batch(
         "pipeline_totals",
         is_minutes.falses,
         lambda resume: PipelineTotalsLogic(PipelineTotals(keys, resume)),
+        snapshots=snapshots,
     )
     redis_writes = op.map(
         "redis_writes",
@@ -515,7 +528,7 @@ def build_flow(
     op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))
 
     rows = op.flat_map("archive_rows", shard_out, _route_archive)
-    objects = op.stateful_batch(
+    objects = stateful_batch(
         "archive_buffer",
         rows,
         lambda resume: ArchiveLogic(
@@ -523,6 +536,7 @@ def build_flow(
             clock,
             resumed=resume is not None,
         ),
+        snapshots=snapshots,
     )
     session_objects = op.flat_map("session_objects", journey_out, _route_session_archive)
     op.output(

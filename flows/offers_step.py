@@ -25,6 +25,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from flows.settings import Settings
+from flows.stateful import stateful_batch
 from offers.engine import OfferMinutes, OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
 from operators.offer_archive import OfferArchive, offer_rows
@@ -308,6 +309,7 @@ def add_offers(
     *,
     profiles: ProfileLookup | None = None,
     clock: Clock = time.time,
+    snapshots: bool = True,
 ) -> tuple[
     Stream[KafkaSinkMessage[bytes, bytes]],
     Stream[tuple[str, Any]],
@@ -324,10 +326,11 @@ def add_offers(
     campaigns = _Campaigns(settings)
     lookup = profiles or lazy_profile_lookup(settings)
     batches = op.flat_map("offer_events", shard_out, _route(settings.allowed_lateness_s * 1000))
-    decided = op.stateful_batch(
+    decided = stateful_batch(
         "offers",
         batches,
         lambda resume: offers_logic(resume, config, settings, campaigns, lookup, clock),
+        snapshots=snapshots,
     )
     messages = op.flat_map("offer_messages", decided, _messages(settings))
     figures = op.flat_map("offer_figures", decided, _figures)

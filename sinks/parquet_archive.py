@@ -6,6 +6,7 @@ rewrite of the same name after a replay replaces it.
 
 from __future__ import annotations
 
+import operator
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,28 +61,47 @@ DICTIONARY_COLUMNS = [
 ]  # fmt: skip
 
 
+_event_of = operator.attrgetter("event")
+_event_strings = operator.attrgetter(*_STRING_COLUMNS)
+_arrival_columns = operator.attrgetter(
+    "event_ms", "source", "partition", "offset", "ingest_ms", "known_customer"
+)
+
+
 def events_table(rows: Sequence[Arrival]) -> pa.Table:
     """The ``events`` table of a list of accepted events (one array built per column)."""
-    events = [row.event for row in rows]
+    if not rows:
+        return EVENTS_SCHEMA.empty_table()
+    # Columns by transposing attrgetter tuples: the per-row work stays in C, which matters
+    # because this runs in the upload threads, competing with the stream for the GIL.
+    events = list(map(_event_of, rows))
     string = pa.string()
+    columns = dict(
+        zip(_STRING_COLUMNS, zip(*map(_event_strings, events), strict=True), strict=True)
+    )
     arrays: dict[str, pa.Array] = {
-        name: pa.array([getattr(e, name) for e in events], type=string) for name in _STRING_COLUMNS
+        name: pa.array(column, type=string) for name, column in columns.items()
     }
-    arrays["event_time"] = pa.array([row.event_ms for row in rows], type=TIMESTAMP)
+    event_ms, sources, partitions, offsets, ingest_ms, known = zip(
+        *map(_arrival_columns, rows), strict=True
+    )
+    arrays["event_time"] = pa.array(event_ms, type=TIMESTAMP)
     arrays["properties"] = pa.array(
         [_encode_json(e.properties) if e.properties else None for e in events], type=string
     )
     arrays["identity"] = pa.array(
         [
-            row.event.customer_id or row.known_customer or f"{DEVICE_PREFIX}{row.event.device_id}"
-            for row in rows
+            customer or known_customer or f"{DEVICE_PREFIX}{device}"
+            for customer, known_customer, device in zip(
+                columns["customer_id"], known, columns["device_id"], strict=True
+            )
         ],
         type=string,
     )
-    arrays["ingest_topic"] = pa.array([row.source for row in rows], type=string)
-    arrays["ingest_partition"] = pa.array([row.partition for row in rows], type=pa.int32())
-    arrays["ingest_offset"] = pa.array([row.offset for row in rows], type=pa.int64())
-    arrays["ingest_time"] = pa.array([row.ingest_ms for row in rows], type=TIMESTAMP)
+    arrays["ingest_topic"] = pa.array(sources, type=string)
+    arrays["ingest_partition"] = pa.array(partitions, type=pa.int32())
+    arrays["ingest_offset"] = pa.array(offsets, type=pa.int64())
+    arrays["ingest_time"] = pa.array(ingest_ms, type=TIMESTAMP)
     return pa.Table.from_arrays([arrays[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
@@ -113,16 +133,21 @@ _SESSION_FIELDS = {
 }
 
 
+_session_columns = operator.attrgetter(
+    *(_SESSION_FIELDS.get(field.name, field.name) for field in SESSIONS_SCHEMA)
+)
+
+
 def sessions_table(records: Sequence[Any]) -> pa.Table:
     """The ``sessions`` table of closed session records."""
-    columns = {
-        field.name: pa.array(
-            [getattr(r, _SESSION_FIELDS.get(field.name, field.name)) for r in records],
-            type=field.type,
-        )
-        for field in SESSIONS_SCHEMA
-    }
-    return pa.Table.from_arrays(list(columns.values()), schema=SESSIONS_SCHEMA)
+    if not records:
+        return SESSIONS_SCHEMA.empty_table()
+    columns = zip(*map(_session_columns, records), strict=True)
+    arrays = [
+        pa.array(column, type=field.type)
+        for field, column in zip(SESSIONS_SCHEMA, columns, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=SESSIONS_SCHEMA)
 
 
 OFFERS_SCHEMA = pa.schema(
