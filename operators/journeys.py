@@ -78,10 +78,10 @@ class Funnel(msgspec.Struct, frozen=True):
     steps: tuple[FunnelStep, ...]
     window_ms: int
 
-    def may_start(self, screens: set[str], event_types: set[str]) -> bool:
-        """Whether a session with these screens viewed and event types can reach step 1."""
+    def may_start(self, screens: set[str]) -> bool:
+        """Whether a session with these screens viewed may reach step 1 (a quick pre-check)."""
         first = self.steps[0]
-        return first.name in (screens if first.kind == "screen" else event_types)
+        return first.kind != "screen" or first.name in screens
 
     def reached(self, events: Iterable[SessionEvent]) -> int:
         """How many steps a session reaches, in order, within the window from step 1.
@@ -468,6 +468,7 @@ class SessionTally:
         self._zeros: list[TallyKey] = []
         self._started: list[int] = []
         self._converted: list[int] = []
+        self._dimensions: list[tuple[int, str | None, str | None, str | None, str, str, bool]] = []
 
     def add(self, session: ClosedSession, segment: str) -> SessionRecord:
         """Count one closed session; return its archive record."""
@@ -483,10 +484,9 @@ class SessionTally:
         clicks: dict[str, list[int]] = {}
         started: set[str] = set()
         submitted: set[str] = set()
-        event_types: set[str] = set()
+        last_device: str | None = None
         for event in events:
             event_type = event.event_type
-            event_types.add(event_type)
             if event_type == "screen_view":
                 exit_screen = event.screen
                 if exit_screen:
@@ -508,7 +508,9 @@ class SessionTally:
                 submitted.add(event.form)
             device = event.device_id
             if device:
-                devices.add(device)
+                if device != last_device:
+                    devices.add(device)
+                    last_device = device
                 if customer is not None and event.customer_id is None and device not in absorbed:
                     absorbed[device] = session_id(
                         device_identity(device), event.event_ms, event.event_id
@@ -533,7 +535,7 @@ class SessionTally:
             channel=first.channel,
             segment=segment,
         )
-        self._count(record, first, path, clicks, started, submitted, event_types, events)
+        self._count(record, first, path, clicks, started, submitted, events)
         return record
 
     def _count(
@@ -544,7 +546,6 @@ class SessionTally:
         clicks: dict[str, list[int]],
         started: set[str],
         submitted: set[str],
-        event_types: set[str],
         events: tuple[SessionEvent, ...],
     ) -> None:
         day = record.start_ms // DAY_MS
@@ -553,19 +554,11 @@ class SessionTally:
         self._started.append(record.start_ms // MINUTE_MS)
         if record.converted:
             self._converted.append(record.start_ms // MINUTE_MS)
-        values = (
-            first.os or UNKNOWN,
-            first.app_version or UNKNOWN,
-            first.app or UNKNOWN,
-            first.channel or UNKNOWN,
-            record.segment or UNKNOWN,
-            "all",
-        )
-        for (sessions_family, conversions_family), value in zip(
-            _DIMENSION_FAMILIES, values, strict=True
-        ):
-            ones.append((HASH, day, sessions_family, value))
-            maybe.append((HASH, day, conversions_family, value))
+        # Expanded into the six by-dimension hashes once per distinct value (see into()).
+        self._dimensions.append(
+            (day, first.os, first.app_version, first.app, first.channel, record.segment,
+             record.converted)
+        )  # fmt: skip
         if record.exit_screen:
             ones.append((ZSET, day, "top:exit_screens", record.exit_screen))
         for previous, screen in itertools.pairwise(path):
@@ -589,7 +582,7 @@ class SessionTally:
             for form in abandoned_forms(events):
                 ones.append((ZSET, day, "top:abandoned_forms", form))
         for funnel in self._funnels:
-            if funnel.may_start(screens, event_types):
+            if funnel.may_start(screens):
                 for step in range(1, funnel.reached(events) + 1):
                     ones.append((HASH, day, f"funnel:{funnel.name}", f"step_{step}"))
 
@@ -602,8 +595,18 @@ class SessionTally:
         for minute, n in Counter(self._converted).items():
             per_minute = minutes[minute * MINUTE_MS]
             per_minute["sessions_converted"] += n
-        tally = Counter(self._ones)
-        for key in set(self._zeros).difference(tally):
+        ones = self._ones
+        zeros = self._zeros
+        for (day, *values, converted), n in Counter(self._dimensions).items():
+            values.append("all")
+            for (sessions_family, conversions_family), value in zip(
+                _DIMENSION_FAMILIES, values, strict=True
+            ):
+                field = value or UNKNOWN
+                ones.extend([(HASH, day, sessions_family, field)] * n)
+                (ones if converted else zeros).extend([(HASH, day, conversions_family, field)] * n)
+        tally = Counter(ones)
+        for key in set(zeros).difference(tally):
             tally[key] = 0
         for (kind, day, family, field), n in tally.items():
             count(figures, (kind, f"{prefix}:day:{day_label(day)}:{family}", day), field, n)
