@@ -217,7 +217,9 @@ class ShardIdentities:
             device = self.devices[device_id] = DeviceIdentities(device_id, self._gap_ms)
         device.record(event_ms, event_id, customer_id, is_login)
         state = device.state
-        if customer_id is None or state.pending:
+        # Only an anonymous event (to schedule) or a login (it may end a chain) can make an
+        # undecided event decidable before its scheduled check; other events just wait for it.
+        if customer_id is None or (is_login and state.pending):
             self._touched.add(device_id)
         else:
             size = len(state.times)
