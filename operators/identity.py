@@ -63,6 +63,8 @@ class DeviceIdentities:
         self.device_id = device_id
         self.gap_ms = gap_ms
         self.state = state or DeviceState()
+        self.last_seen_ms = -(2**62)
+        """Newest event time of the device (for freeing idle devices)."""
 
     def add(self, events: Iterable[DeviceEvent]) -> None:
         """Record events of this device (any order, duplicates already removed)."""
@@ -73,8 +75,14 @@ class DeviceIdentities:
         """Record one event of this device."""
         state = self.state
         key = (event_ms, event_id)
+        logins = state.logins
         if is_login and customer_id is not None:
-            bisect.insort(state.logins, (event_ms, event_id, customer_id))
+            bisect.insort(logins, (event_ms, event_id, customer_id))
+        elif customer_id is not None and logins and (logins[0][0], logins[0][1]) <= key:
+            # A logged-in event after one of the device's logins is never on a chain: an
+            # anonymous event before that login stops at it (or at an earlier one), and one
+            # after it is that login's customer's.
+            return
         times = state.times
         if not times or key > times[-1]:
             times.append(key)
@@ -189,7 +197,6 @@ class ShardIdentities:
         self._gap_ms = gap_ms
         self._idle_ms = idle_ms
         self.devices: dict[str, DeviceIdentities] = {}
-        self._last_seen: dict[str, int] = {}
         self._touched: set[str] = set()
         self._due: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
@@ -200,7 +207,9 @@ class ShardIdentities:
             self.devices = {
                 d: DeviceIdentities(d, gap_ms, state) for d, state in snapshot.devices.items()
             }
-            self._last_seen = dict(snapshot.last_seen)
+            for name, seen in snapshot.last_seen.items():
+                if name in self.devices:
+                    self.devices[name].last_seen_ms = seen
             self._touched = {d for d, state in snapshot.devices.items() if state.pending}
 
     def add(
@@ -227,9 +236,8 @@ class ShardIdentities:
                 # A logged-in device is not resolved every batch: trim its history here, at
                 # each power of two so that the cost stays constant per event.
                 device.prune(self._watermark_ms)
-        last_seen = self._last_seen
-        if event_ms > last_seen.get(device_id, -(2**62)):
-            last_seen[device_id] = event_ms
+        if event_ms > device.last_seen_ms:
+            device.last_seen_ms = event_ms
 
     def resolve(self, watermark_ms: int, *, everything: bool = False) -> list[Resolved]:
         """Decide what the watermark allows on the devices with undecided events."""
@@ -276,16 +284,16 @@ class ShardIdentities:
         cutoff = watermark_ms - self._idle_ms
         idle = [
             name
-            for name, seen in self._last_seen.items()
-            if seen < cutoff and not self.devices[name].state.pending
+            for name, device in self.devices.items()
+            if device.last_seen_ms < cutoff and not device.state.pending
         ]
         for name in idle:
             del self.devices[name]
-            del self._last_seen[name]
         return len(idle)
 
     def snapshot(self) -> ShardIdentitiesSnapshot:
         """The state as a struct of the live objects: encode it at once (it is not a copy)."""
         return ShardIdentitiesSnapshot(
-            {name: d.state for name, d in self.devices.items()}, self._last_seen
+            {name: d.state for name, d in self.devices.items()},
+            {name: d.last_seen_ms for name, d in self.devices.items()},
         )
