@@ -22,6 +22,6 @@ def lazy_segment_lookup(settings: Settings) -> SegmentLookup:
             reader.append(CustomerProfiles(client, settings.redis_prefix))
         profiles = reader[0]
         assert isinstance(profiles, CustomerProfiles)
-        return {cid: p.segment for cid, p in profiles.get_many(list(customer_ids)).items()}
+        return profiles.segments(customer_ids)
 
     return lookup

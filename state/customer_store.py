@@ -237,20 +237,48 @@ class CustomerProfiles:
                 self._cache.move_to_end(customer_id)
                 found[customer_id] = profile
         if missing:
-            fetched: list[Any] = []
-            if self._version is not None:
-                pipe = self._client.pipeline(transaction=False)
-                for customer_id in missing:
-                    pipe.hget(bucket_key(self._prefix, self._version, customer_id), customer_id)
-                fetched = pipe.execute()
+            found.update(self._fetch(missing))
+        return found
+
+    def segments(self, customer_ids: Iterable[str]) -> dict[str, str]:
+        """Segments of these (distinct) customers; unknown ones get ``unknown``.
+
+        The journeys' read, once per batch for every customer in it: a hit does not refresh
+        the customer's place in the cache (the offers' :meth:`get_many` does), so a customer
+        seen only here is evicted in insertion order and read again if still active.
+        """
+        self._check_version()
+        cache = self._cache
+        found: dict[str, str] = {}
+        missing = []
+        for customer_id in customer_ids:
+            profile = cache.get(customer_id)
+            if profile is None:
+                missing.append(customer_id)
             else:
-                fetched = [None] * len(missing)
-            for customer_id, raw in zip(missing, fetched, strict=True):
-                profile = self._decode(raw) if raw is not None else CustomerProfile(customer_id)
-                found[customer_id] = profile
-                self._cache[customer_id] = profile
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+                found[customer_id] = profile.segment
+        if missing:
+            for customer_id, profile in self._fetch(missing).items():
+                found[customer_id] = profile.segment
+        return found
+
+    def _fetch(self, customer_ids: list[str]) -> dict[str, CustomerProfile]:
+        """Read profiles from the store into the cache (evicting the oldest over the size)."""
+        fetched: list[Any] = []
+        if self._version is not None:
+            pipe = self._client.pipeline(transaction=False)
+            for customer_id in customer_ids:
+                pipe.hget(bucket_key(self._prefix, self._version, customer_id), customer_id)
+            fetched = pipe.execute()
+        else:
+            fetched = [None] * len(customer_ids)
+        found: dict[str, CustomerProfile] = {}
+        for customer_id, raw in zip(customer_ids, fetched, strict=True):
+            profile = self._decode(raw) if raw is not None else CustomerProfile(customer_id)
+            found[customer_id] = profile
+            self._cache[customer_id] = profile
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
         return found
 
     def _check_version(self) -> None:

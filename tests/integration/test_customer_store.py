@@ -96,3 +96,17 @@ def test_bad_rows_are_reported_and_a_file_without_customer_id_is_refused(
     wrong.write_text("id,segment\nC1,retail\n")
     with pytest.raises(ExtractError, match="no customer_id column"):
         load_customers(services.redis, prefix, wrong)
+
+
+def test_the_journeys_segment_read_names_unknown_customers_and_survives_eviction(
+    services: Services, tmp_path: Path
+) -> None:
+    prefix = services.settings.redis_prefix
+    extract = tmp_path / "extract.csv"
+    extract.write_text("customer_id,segment,sms_consent\nC1,retail,yes\nC2,premium,no\n")
+    load_customers(services.redis, prefix, extract)
+    reader = CustomerProfiles(services.redis, prefix, cache_size=1)
+    expected = {"C1": "retail", "C2": "premium", "nobody": "unknown"}
+    assert reader.segments(["C1", "C2", "nobody"]) == expected
+    assert reader.cached == 1  # bounded: the others were evicted ...
+    assert reader.segments(["C2", "C1"]) == {"C2": "premium", "C1": "retail"}  # ... and reread
