@@ -36,13 +36,18 @@ def test_every_profile_of_the_extract_reads_back(
     assert consent.count(True) > consent.count(False) > consent.count(None) > 0
 
 
+def load_two_customers(services: Services, extract: Path) -> str:
+    """Load C1 (retail, consent) and C2 (premium, no consent); return the store's prefix."""
+    prefix = services.settings.redis_prefix
+    extract.write_text("customer_id,segment,sms_consent\nC1,retail,yes\nC2,premium,no\n")
+    load_customers(services.redis, prefix, extract)
+    return prefix
+
+
 def test_a_new_load_switches_atomically_and_removes_the_old_version(
     services: Services, tmp_path: Path
 ) -> None:
-    prefix = services.settings.redis_prefix
-    first = tmp_path / "first.csv"
-    first.write_text("customer_id,segment,sms_consent\nC1,retail,yes\nC2,premium,no\n")
-    load_customers(services.redis, prefix, first)
+    prefix = load_two_customers(services, tmp_path / "first.csv")
     now = [0.0]
     reader = CustomerProfiles(services.redis, prefix, version_check_s=10, clock=lambda: now[0])
     assert reader.get_many(["C1"])["C1"].segment == "retail"
@@ -101,10 +106,7 @@ def test_bad_rows_are_reported_and_a_file_without_customer_id_is_refused(
 def test_the_journeys_segment_read_names_unknown_customers_and_survives_eviction(
     services: Services, tmp_path: Path
 ) -> None:
-    prefix = services.settings.redis_prefix
-    extract = tmp_path / "extract.csv"
-    extract.write_text("customer_id,segment,sms_consent\nC1,retail,yes\nC2,premium,no\n")
-    load_customers(services.redis, prefix, extract)
+    prefix = load_two_customers(services, tmp_path / "extract.csv")
     reader = CustomerProfiles(services.redis, prefix, cache_size=1)
     expected = {"C1": "retail", "C2": "premium", "nobody": "unknown"}
     assert reader.segments(["C1", "C2", "nobody"]) == expected
