@@ -450,9 +450,6 @@ def bursts(times: list[int]) -> int:
 
 _DIMENSION_FAMILIES = tuple((f"by_{d}:sessions", f"by_{d}:conversions") for d in DIMENSIONS)
 
-TallyKey = tuple[str, int, str, str]
-"""(redis type, day index, key family, field)."""
-
 
 class SessionTally:
     """Closed sessions' records and figures, in one pass over each session's events.
@@ -464,8 +461,11 @@ class SessionTally:
     def __init__(self, funnels: tuple[Funnel, ...]) -> None:
         """An empty tally for a batch of closed sessions."""
         self._funnels = funnels
-        self._ones: list[TallyKey] = []
-        self._zeros: list[TallyKey] = []
+        self._step_fields = tuple(
+            f"step_{step}" for step in range(1, max((len(f.steps) for f in funnels), default=0) + 1)
+        )
+        self._days: dict[int, dict[tuple[str, str], Counter[str]]] = {}
+        """Day index → (redis type, key family) → field → count."""
         self._started: list[int] = []
         self._converted: list[int] = []
         self._dimensions: list[tuple[int, str | None, str | None, str | None, str, str, bool]] = []
@@ -549,42 +549,50 @@ class SessionTally:
         events: tuple[SessionEvent, ...],
     ) -> None:
         day = record.start_ms // DAY_MS
-        ones = self._ones
-        maybe = ones if record.converted else self._zeros
+        converted = record.converted
         self._started.append(record.start_ms // MINUTE_MS)
-        if record.converted:
+        if converted:
             self._converted.append(record.start_ms // MINUTE_MS)
         # Expanded into the six by-dimension hashes once per distinct value (see into()).
         self._dimensions.append(
             (day, first.os, first.app_version, first.app, first.channel, record.segment,
-             record.converted)
+             converted)
         )  # fmt: skip
+        families = self._days.get(day)
+        if families is None:
+            families = self._days[day] = {family: Counter() for family in _SESSION_FAMILIES}
         if record.exit_screen:
-            ones.append((ZSET, day, "top:exit_screens", record.exit_screen))
-        for previous, screen in itertools.pairwise(path):
-            if previous != screen:
-                ones.append((ZSET, day, "transitions", f"{previous}|{screen}"))
+            families[_EXIT_SCREENS][record.exit_screen] += 1
+        if len(path) > 1:
+            families[_TRANSITIONS].update(
+                [f"{previous}|{screen}" for previous, screen in itertools.pairwise(path)
+                 if previous != screen]
+            )  # fmt: skip
         screens = set(path)
-        for screen in screens:
-            ones.append((HASH, day, "screen:sessions", screen))
-            maybe.append((HASH, day, "screen:conversions", screen))
-        for button, times in clicks.items():
-            ones.append((HASH, day, "button:sessions", button))
-            maybe.append((HASH, day, "button:conversions", button))
-            if len(times) > RAGE_CLICKS:
-                ones.extend([(ZSET, day, "top:rage_clicks", button)] * bursts(times))
+        families[_SCREEN_SESSIONS].update(screens)
+        if converted:
+            families[_SCREEN_CONVERSIONS].update(screens)
+        if clicks:
+            families[_BUTTON_SESSIONS].update(clicks.keys())
+            if converted:
+                families[_BUTTON_CONVERSIONS].update(clicks.keys())
+            for button, times in clicks.items():
+                if len(times) > RAGE_CLICKS:
+                    found = bursts(times)
+                    if found:
+                        families[_RAGE_CLICKS][button] += found
         if started:
-            for form in started:
-                ones.append((HASH, day, "form:started", form))
-                (ones if form in submitted else self._zeros).append(
-                    (HASH, day, "form:submitted", form)
-                )
-            for form in abandoned_forms(events):
-                ones.append((ZSET, day, "top:abandoned_forms", form))
+            families[_FORMS_STARTED].update(started)
+            families[_FORMS_SUBMITTED].update(started & submitted)
+            families[_ABANDONED_FORMS].update(abandoned_forms(events))
         for funnel in self._funnels:
             if funnel.may_start(screens):
-                for step in range(1, funnel.reached(events) + 1):
-                    ones.append((HASH, day, f"funnel:{funnel.name}", f"step_{step}"))
+                reached = funnel.reached(events)
+                if reached:
+                    funnel_family = families.get((HASH, f"funnel:{funnel.name}"))
+                    if funnel_family is None:
+                        funnel_family = families[(HASH, f"funnel:{funnel.name}")] = Counter()
+                    funnel_family.update(self._step_fields[:reached])
 
     def into(self, figures: FigureDeltas, minutes: dict[int, dict[str, int]], prefix: str) -> None:
         """Add the tallied figures to a batch's deltas."""
@@ -595,18 +603,48 @@ class SessionTally:
         for minute, n in Counter(self._converted).items():
             per_minute = minutes[minute * MINUTE_MS]
             per_minute["sessions_converted"] += n
-        ones = self._ones
-        zeros = self._zeros
         for (day, *values, converted), n in Counter(self._dimensions).items():
+            families = self._days[day]
             values.append("all")
             for (sessions_family, conversions_family), value in zip(
-                _DIMENSION_FAMILIES, values, strict=True
+                _DIMENSION_KEYS, values, strict=True
             ):
                 field = value or UNKNOWN
-                ones.extend([(HASH, day, sessions_family, field)] * n)
-                (ones if converted else zeros).extend([(HASH, day, conversions_family, field)] * n)
-        tally = Counter(ones)
-        for key in set(zeros).difference(tally):
-            tally[key] = 0
-        for (kind, day, family, field), n in tally.items():
-            count(figures, (kind, f"{prefix}:day:{day_label(day)}:{family}", day), field, n)
+                families[sessions_family][field] += n
+                families[conversions_family][field] += n if converted else 0
+        for day, families in self._days.items():
+            # A conversion figure has a field (0 if need be) for every field of its base.
+            for base, part in _PARTS:
+                part_counts = families[part]
+                for field in families[base].keys() - part_counts.keys():
+                    part_counts[field] = 0
+            label = day_label(day)
+            for (kind, family), counts in families.items():
+                if counts:
+                    add_deltas(figures, (kind, f"{prefix}:day:{label}:{family}", day), counts)
+
+
+_EXIT_SCREENS = (ZSET, "top:exit_screens")
+_TRANSITIONS = (ZSET, "transitions")
+_SCREEN_SESSIONS = (HASH, "screen:sessions")
+_SCREEN_CONVERSIONS = (HASH, "screen:conversions")
+_BUTTON_SESSIONS = (HASH, "button:sessions")
+_BUTTON_CONVERSIONS = (HASH, "button:conversions")
+_RAGE_CLICKS = (ZSET, "top:rage_clicks")
+_FORMS_STARTED = (HASH, "form:started")
+_FORMS_SUBMITTED = (HASH, "form:submitted")
+_ABANDONED_FORMS = (ZSET, "top:abandoned_forms")
+_DIMENSION_KEYS = tuple(
+    ((HASH, sessions), (HASH, conversions)) for sessions, conversions in _DIMENSION_FAMILIES
+)
+_PARTS = (
+    *_DIMENSION_KEYS,
+    (_SCREEN_SESSIONS, _SCREEN_CONVERSIONS),
+    (_BUTTON_SESSIONS, _BUTTON_CONVERSIONS),
+    (_FORMS_STARTED, _FORMS_SUBMITTED),
+)
+"""(base, part) families: the part has a field for every field of the base."""
+_SESSION_FAMILIES = (
+    _EXIT_SCREENS, _TRANSITIONS, _RAGE_CLICKS, _ABANDONED_FORMS,
+    *(family for pair in _PARTS for family in pair),
+)  # fmt: skip
