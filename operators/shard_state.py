@@ -15,6 +15,7 @@ import operator
 import zlib
 from collections import Counter
 from collections.abc import Iterable
+from sys import intern
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -126,8 +127,17 @@ def journey_shard_name(identity: str, shard_count: int) -> str:
     return f"journey-{zlib.crc32(identity.encode()) % shard_count:04d}"
 
 
+def _shared(value: str | None) -> str | None:
+    return None if value is None else intern(value)
+
+
 def session_event(event: Event, event_ms: int) -> SessionEvent:
-    """What the journeys need of an event."""
+    """What the journeys need of an event.
+
+    The few distinct app, version, OS, screen, element and form names are shared (interned):
+    open sessions hold millions of events, and one copy of "dashboard" per event is memory
+    the journeys then walk through.
+    """
     error_code = event.properties.get("error_code") if event.event_type == "error" else None
     return SessionEvent(
         event_ms,
@@ -136,12 +146,12 @@ def session_event(event: Event, event_ms: int) -> SessionEvent:
         event.channel,
         event.device_id,
         event.customer_id,
-        event.app,
-        event.app_version,
-        event.os,
-        event.screen,
-        event.element,
-        event.form,
+        _shared(event.app),
+        _shared(event.app_version),
+        _shared(event.os),
+        _shared(event.screen),
+        _shared(event.element),
+        _shared(event.form),
         None if error_code is None else str(error_code),
     )
 
