@@ -134,9 +134,9 @@ def _shared(value: str | None) -> str | None:
 def session_event(event: Event, event_ms: int) -> SessionEvent:
     """What the journeys need of an event.
 
-    The few distinct app, version, OS, screen, element and form names are shared (interned):
-    open sessions hold millions of events, and one copy of "dashboard" per event is memory
-    the journeys then walk through.
+    Repeated strings are shared (interned): the few app, version, OS, screen, element and form
+    names, and each device's and customer's id. Open sessions hold millions of events, and one
+    copy of "dashboard" per event is memory the journeys then walk through.
     """
     error_code = event.properties.get("error_code") if event.event_type == "error" else None
     return SessionEvent(
@@ -144,8 +144,8 @@ def session_event(event: Event, event_ms: int) -> SessionEvent:
         event.event_id,
         event.event_type,
         event.channel,
-        event.device_id,
-        event.customer_id,
+        _shared(event.device_id),
+        _shared(event.customer_id),
         _shared(event.app),
         _shared(event.app_version),
         _shared(event.os),
