@@ -38,9 +38,9 @@ import redis
 import typer
 from confluent_kafka import Consumer, Producer
 
+from flows.runner import prepare_topics
 from flows.settings import Settings, load_settings
 from sources.customer_sample import sample_rows, write_sample_extract
-from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from state.customer_store import load_customers
 
@@ -211,12 +211,7 @@ def main(
         recovery_dir=work / "recovery",
     )
     topic = settings.events_topics[0]
-    ensure_topics(
-        settings.kafka_brokers,
-        [topic, settings.dlq_topic_for(topic), settings.offers_topic,
-         settings.offer_decisions_topic],
-        4,
-    )  # fmt: skip
+    prepare_topics(settings, "kafka")  # events, dead letters, offers, decisions
     config = SimulationConfig(
         customers=customers,
         rate=rate,

@@ -17,12 +17,12 @@ from typing import Any
 import msgspec
 import pytest
 
+from flows.runner import prepare_topics
 from flows.settings import Settings
 from flows.trino_sql import run
 from operators.offer_archive import OfferRow
 from sinks.parquet_archive import ArchiveWriter
 from sources.customer_sample import sample_rows
-from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from state.contract import Event
@@ -138,12 +138,7 @@ def offers_run(module_services: Services, tmp_path_factory: pytest.TempPathFacto
             "offers_holdout_share": 0.05,
         }
     )
-    ensure_topics(
-        settings.kafka_brokers,
-        [topic, settings.dlq_topic_for(topic), settings.offers_topic,
-         settings.offer_decisions_topic],
-        4,
-    )  # fmt: skip
+    prepare_topics(settings, "kafka")  # events, dead letters, offers, decisions
     # 08:00-11:00 in Warsaw, a busy morning for 3,000 customers.
     config = SimulationConfig(
         customers=3000, rate=40.0, duration_s=3 * 3600, seed=515, duplicate_rate=0.01,
