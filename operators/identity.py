@@ -221,15 +221,30 @@ class ShardIdentities:
         is_login: bool,
     ) -> None:
         """Record one event of a device."""
+        self.record_on(self.device(device_id), event_ms, event_id, customer_id, is_login)
+
+    def device(self, device_id: str) -> DeviceIdentities:
+        """The resolver of a device, created empty on its first event."""
         device = self.devices.get(device_id)
         if device is None:
             device = self.devices[device_id] = DeviceIdentities(device_id, self._gap_ms)
+        return device
+
+    def record_on(
+        self,
+        device: DeviceIdentities,
+        event_ms: int,
+        event_id: str,
+        customer_id: str | None,
+        is_login: bool,
+    ) -> None:
+        """Record one event of a device already looked up with :meth:`device`."""
         device.record(event_ms, event_id, customer_id, is_login)
         state = device.state
         # Only an anonymous event (to schedule) or a login (it may end a chain) can make an
         # undecided event decidable before its scheduled check; other events just wait for it.
         if customer_id is None or (is_login and state.pending):
-            self._touched.add(device_id)
+            self._touched.add(device.device_id)
         else:
             size = len(state.times)
             if size >= 64 and size & (size - 1) == 0:

@@ -127,31 +127,32 @@ def journey_shard_name(identity: str, shard_count: int) -> str:
     return f"journey-{zlib.crc32(identity.encode()) % shard_count:04d}"
 
 
-def _shared(value: str | None) -> str | None:
-    return None if value is None else intern(value)
+def session_event(
+    event: Event, event_ms: int, device_id: str | None, customer_id: str | None
+) -> SessionEvent:
+    """What the journeys need of an event, given its device and customer id strings.
 
-
-def session_event(event: Event, event_ms: int) -> SessionEvent:
-    """What the journeys need of an event.
-
-    Repeated strings are shared (interned): the few app, version, OS, screen, element and form
-    names, and each device's and customer's id. Open sessions hold millions of events, and one
-    copy of "dashboard" per event is memory the journeys then walk through.
+    Repeated strings are shared: the caller passes the one copy of the device and customer id
+    it keeps, and the few app, version, OS, screen, element and form names are interned. Open
+    sessions hold millions of events, and one copy of "dashboard" per event is memory the
+    journeys then walk through. (Event types and channels are shared by the decoder already.)
     """
     error_code = event.properties.get("error_code") if event.event_type == "error" else None
+    app, app_version, os = event.app, event.app_version, event.os
+    screen, element, form = event.screen, event.element, event.form
     return SessionEvent(
         event_ms,
         event.event_id,
         event.event_type,
         event.channel,
-        _shared(event.device_id),
-        _shared(event.customer_id),
-        _shared(event.app),
-        _shared(event.app_version),
-        _shared(event.os),
-        _shared(event.screen),
-        _shared(event.element),
-        _shared(event.form),
+        device_id,
+        customer_id,
+        None if app is None else intern(app),
+        None if app_version is None else intern(app_version),
+        None if os is None else intern(os),
+        None if screen is None else intern(screen),
+        None if element is None else intern(element),
+        None if form is None else intern(form),
         None if error_code is None else str(error_code),
     )
 
@@ -221,7 +222,8 @@ class Shard:
         self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
         self.clock = PartitionClock(config.partition_idle_ms, expected=config.input_positions)
-        self._journey_shard_names: dict[str, str] = {}
+        self._journey_shard_names: dict[str, tuple[str, str]] = {}
+        """Customer id → (journeys shard, the shard's one copy of the id)."""
         if snapshot is not None:
             self._restore(snapshot)
 
@@ -296,34 +298,50 @@ class Shard:
                 last_rows = archive_rows.setdefault(position, [])
             last_rows.append(arrival)
             customer_id = event.customer_id
-            if customer_id is None and event.device_id is not None:
+            device_id = event.device_id
+            device = None if device_id is None else devices.get(device_id)
+            if customer_id is None and device is not None:
                 # The identity known now, for the archive (the final one is decided later).
-                device = devices.get(event.device_id)
-                if device is not None:
-                    known = device.known_customer(event_ms, event_id)
-                    if known is not None:
-                        force_setattr(arrival, "known_customer", known)
+                known = device.known_customer(event_ms, event_id)
+                if known is not None:
+                    force_setattr(arrival, "known_customer", known)
             if event_ms < watermark:
                 late += 1
                 continue
-            counted.append((minute, event.event_type))
+            event_type = event.event_type
+            counted.append((minute, event_type))
             if progress is None:
                 clock.observe(position, event_ms)
-            journey_event = session_event(event, event_ms)
-            if event.device_id is not None:
-                is_login = event.event_type == "login"
-                identities.add(event.device_id, event_ms, event_id, customer_id, is_login)
+            if device_id is not None:
+                if device is None:
+                    device = identities.device(device_id)
+                device_id = device.device_id  # the shard's one copy of the id
+                is_login = event_type == "login"
+                logins = device.state.logins
+                first = logins[0] if logins and customer_id is not None and not is_login else None
+                if first is not None and (
+                    first[0] < event_ms or (first[0] == event_ms and first[1] <= event_id)
+                ):
+                    # A logged-in event after one of the device's logins: nothing to record
+                    # for stitching (see DeviceIdentities.record), only the device's activity.
+                    if event_ms > device.last_seen_ms:
+                        device.last_seen_ms = event_ms
+                else:
+                    identities.record_on(device, event_ms, event_id, customer_id, is_login)
             if customer_id is not None:
-                name = shard_names.get(customer_id)
-                if name is None:
-                    name = shard_names[customer_id] = journey_shard_name(
-                        customer_id, journey_shards
+                routed = shard_names.get(customer_id)
+                if routed is None:
+                    routed = shard_names[customer_id] = (
+                        journey_shard_name(customer_id, journey_shards),
+                        customer_id,
                     )
+                name, customer_id = routed
+                journey_event = session_event(event, event_ms, device_id, customer_id)
                 journeys.setdefault(name, []).append((customer_id, journey_event))
                 if offers is not None:
                     offers.setdefault(name, []).append(arrival)
             else:
-                undecided[event_id] = journey_event
+                undecided[event_id] = session_event(event, event_ms, device_id, None)
         for where, newest in (progress or {}).items():
             clock.observe(where, newest)
         self.max_event_ms = clock.max_ms
@@ -335,12 +353,12 @@ class Shard:
             )
         identities.free_idle(watermark)
         minute_counts: MinuteCounts = {}
-        for (minute, event_type), n in Counter(counted).items():
+        for (minute, counted_type), n in Counter(counted).items():
             per_type = minute_counts.get(minute * MINUTE_MS)
             if per_type is None:
-                minute_counts[minute * MINUTE_MS] = {event_type: n}
+                minute_counts[minute * MINUTE_MS] = {counted_type: n}
             else:
-                per_type[event_type] = n
+                per_type[counted_type] = n
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
         return ShardBatchResult(
