@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 from collections.abc import Iterable
 
 import msgspec
@@ -100,13 +101,17 @@ class IdentitySessions:
         """
         closed: list[ClosedSession] = []
         events = self.events
+        if not events:
+            return closed
+        gap = self.gap_ms
+        times = [event.event_ms for event in events]
+        # Where each session ends: before every gap over the session gap, and at the last event.
+        ends = [index for index, (a, b) in enumerate(itertools.pairwise(times), 1) if b - a > gap]
+        ends.append(len(times))
         start = 0
-        for index in range(1, len(events) + 1):
-            at_end = index == len(events)
-            if not at_end and events[index].event_ms - events[index - 1].event_ms <= self.gap_ms:
-                continue
-            last_ms = events[index - 1].event_ms
-            if safe_ms - last_ms <= self.gap_ms:
+        for index in ends:
+            last_ms = times[index - 1]
+            if safe_ms - last_ms <= gap:
                 break
             run = tuple(events[start:index])
             closed.append(
