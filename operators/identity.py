@@ -78,10 +78,7 @@ class DeviceIdentities:
         logins = state.logins
         if is_login and customer_id is not None:
             bisect.insort(logins, (event_ms, event_id, customer_id))
-        elif customer_id is not None and logins and (logins[0][0], logins[0][1]) <= key:
-            # A logged-in event after one of the device's logins is never on a chain: an
-            # anonymous event before that login stops at it (or at an earlier one), and one
-            # after it is that login's customer's.
+        elif self.after_login(event_ms, event_id, customer_id, is_login):
             return
         times = state.times
         if not times or key > times[-1]:
@@ -90,6 +87,23 @@ class DeviceIdentities:
             bisect.insort(times, key)
         if customer_id is None:
             bisect.insort(state.pending, key)
+
+    def after_login(
+        self, event_ms: int, event_id: str, customer_id: str | None, is_login: bool
+    ) -> bool:
+        """A logged-in event, not a login, after one of the device's logins.
+
+        Such an event is never on a chain: an anonymous event before that login stops at it (or
+        at an earlier one), and one after it is that login's customer's. Nothing of it needs
+        keeping for stitching.
+        """
+        if customer_id is None or is_login:
+            return False
+        logins = self.state.logins
+        if not logins:
+            return False
+        first = logins[0]
+        return first[0] < event_ms or (first[0] == event_ms and first[1] <= event_id)
 
     def known_customer(self, event_ms: int, event_id: str) -> str | None:
         """The customer of the latest login at or before this moment, as known now."""
@@ -239,6 +253,11 @@ class ShardIdentities:
         is_login: bool,
     ) -> None:
         """Record one event of a device already looked up with :meth:`device`."""
+        if device.after_login(event_ms, event_id, customer_id, is_login):
+            # Most events of a logged-in device: only its activity changes.
+            if event_ms > device.last_seen_ms:
+                device.last_seen_ms = event_ms
+            return
         device.record(event_ms, event_id, customer_id, is_login)
         state = device.state
         # Only an anonymous event (to schedule) or a login (it may end a chain) can make an

@@ -294,12 +294,7 @@ class Journeys:
                 # One entry per open identity; a later event moves its due time lazily.
                 heapq.heappush(self._due, (event_ms + gap, identity))
             else:
-                # IdentitySessions.add_one, inlined: this runs for almost every event.
-                events = sessions.events
-                if event > events[-1]:
-                    events.append(event)
-                else:
-                    sessions.add_one(event)
+                sessions.add_one(event)
         self.newest_ms = newest
         self.upstream_ms = upstream
         minutes: dict[int, dict[str, int]] = {}

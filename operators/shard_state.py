@@ -316,18 +316,7 @@ class Shard:
                 if device is None:
                     device = identities.device(device_id)
                 device_id = device.device_id  # the shard's one copy of the id
-                is_login = event_type == "login"
-                logins = device.state.logins
-                first = logins[0] if logins and customer_id is not None and not is_login else None
-                if first is not None and (
-                    first[0] < event_ms or (first[0] == event_ms and first[1] <= event_id)
-                ):
-                    # A logged-in event after one of the device's logins: nothing to record
-                    # for stitching (see DeviceIdentities.record), only the device's activity.
-                    if event_ms > device.last_seen_ms:
-                        device.last_seen_ms = event_ms
-                else:
-                    identities.record_on(device, event_ms, event_id, customer_id, is_login)
+                identities.record_on(device, event_ms, event_id, customer_id, event_type == "login")
             if customer_id is not None:
                 routed = shard_names.get(customer_id)
                 if routed is None:
