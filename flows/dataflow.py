@@ -31,10 +31,11 @@ from bytewax.outputs import Sink
 from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
-from flows.stateful import stateful_batch
+from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import ProfileLookup
 from operators.aggregates import JOURNEYS, OFFERS, MinuteSeries, PipelineTotals, RedisKeys
 from operators.archive import ArchiveBuffer
+from operators.clock import NEVER
 from operators.decode import BatchDecoder, shard_name
 from operators.journeys import (
     RATIOS,
@@ -46,6 +47,7 @@ from operators.journeys import (
 from operators.session_archive import SessionArchive
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
+    LOW_WATERMARK,
     PIPELINE,
     JourneyBatch,
     MinuteCounts,
@@ -60,6 +62,7 @@ from sinks.dead_letters import dead_letter_message
 from sinks.kafka_topics import KafkaTopicsSink
 from sinks.parquet_archive import ParquetArchiveSink
 from sinks.redis_projection import RedisProjectionSink
+from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource
 from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
@@ -77,21 +80,33 @@ JOURNEYS_PER_MINUTE = "journeys_per_minute"
 class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
     """Bytewax shim around :class:`~operators.shard_state.Shard`."""
 
-    def __init__(self, config: ShardConfig, resume: bytes | None) -> None:
-        """Build the shard, from its snapshot when resuming."""
+    def __init__(
+        self, config: ShardConfig, resume: bytes | None, alignment: ReadAlignment | None = None
+    ) -> None:
+        """Build the shard, from its snapshot when resuming; it reports its low watermark to
+        ``alignment`` (the process's source partitions pause by it)."""
         self.shard = Shard(config, resume)
+        self._alignment = alignment
 
     def on_batch(self, values: list[ShardInput]) -> tuple[Iterable[ShardBatchResult], bool]:
         """Process every batch of this shard queued in this activation, as one."""
         if len(values) == 1:
-            return [self.shard.process(values[0].arrivals, values[0].progress)], self.RETAIN
-        arrivals = [a for batch in values for a in batch.arrivals]
-        progress: dict[str, int] = {}
-        for batch in values:
-            for where, newest in batch.progress.items():
-                if newest > progress.get(where, -(2**62)):
-                    progress[where] = newest
-        return [self.shard.process(arrivals, progress)], StatefulBatchLogic.RETAIN
+            only = values[0]
+            result = self.shard.process(only.arrivals, only.progress, only.idle)
+        else:
+            arrivals = [a for batch in values for a in batch.arrivals]
+            progress: dict[str, int] = {}
+            idle: set[str] = set()
+            for batch in values:  # in arrival order: a partition's last word counts
+                for where, newest in batch.progress.items():
+                    if newest > progress.get(where, NEVER):
+                        progress[where] = newest
+                    idle.discard(where)
+                idle.update(batch.idle)
+            result = self.shard.process(arrivals, progress, idle)
+        if self._alignment is not None:
+            self._alignment.progressed(self.shard.clock.low_ms())
+        return [result], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ShardBatchResult], bool]:
         """A bounded input ended: decide the identity of every event still undecided."""
@@ -186,13 +201,16 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
         shard_of: Callable[[str], str],
         clock: Clock,
         resumed: bool,
+        upstream: UpstreamProgress | None = None,
     ) -> None:
-        """Wrap a journeys shard, its closed-session buffer and the segment lookup."""
+        """Wrap a journeys shard, its closed-session buffer and the segment lookup;
+        ``upstream`` says when the identity shards' watermark may be acted on."""
         self.journeys = journeys
         self.archive = archive
         self._segments = segments
         self._shard_of = shard_of
         self._clock = clock
+        self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
         if resumed:
             archive.mark_all_dirty(clock())
 
@@ -210,7 +228,7 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
             items = values[0].items
         else:
             items = [item for batch in values for item in batch.items]
-        watermark = max(batch.watermark_ms for batch in values)
+        watermark = self._upstream.heard(max(batch.watermark_ms for batch in values))
         result = self.journeys.process(items, self._segments, watermark)
         return [self._with_archive(result, flush=False)], StatefulBatchLogic.RETAIN
 
@@ -229,8 +247,13 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
         due = self.archive.next_due()
         return None if due is None else datetime.fromtimestamp(due, UTC)
 
+    def epoch_closed(self) -> None:
+        """The watermarks heard in the epoch are safe to act on."""
+        self._upstream.epoch_closed()
+
     def snapshot(self) -> bytes:
         """Both states, versioned msgpack bytes each."""
+        self.epoch_closed()
         return encode_snapshot(
             JourneysLogicSnapshot(
                 JOURNEYS_SNAPSHOT_VERSION, self.journeys.snapshot(), self.archive.snapshot()
@@ -252,6 +275,7 @@ def _journeys_logic(
     settings: Settings,
     segments: SegmentLookup,
     clock: Clock,
+    wait_for_epoch: bool,
 ) -> JourneysLogic:
     state = (
         decode_snapshot(resume, JourneysLogicSnapshot, JOURNEYS_SNAPSHOT_VERSION)
@@ -269,6 +293,7 @@ def _journeys_logic(
         lambda identity: journey_shard_name(identity, settings.shard_count),
         clock,
         resumed=state is not None,
+        upstream=UpstreamProgress(wait_for_epoch=wait_for_epoch),
     )
 
 
@@ -288,7 +313,9 @@ class TotalsLogic(StatefulBatchLogic[FigureDeltas, list[RedisWrite], bytes]):
         return self.totals.snapshot()
 
 
-def _decode_step(settings: Settings) -> Callable[[list[RawMessage]], Iterable[Any]]:
+def _decode_step(
+    settings: Settings, alignment: ReadAlignment | None
+) -> Callable[[list[RawMessage]], Iterable[Any]]:
     decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
 
     shard_names = [shard_name(i) for i in range(settings.shard_count)]
@@ -297,11 +324,13 @@ def _decode_step(settings: Settings) -> Callable[[list[RawMessage]], Iterable[An
         decoded = decoder.decode(items)
         # Every shard hears of the input's progress, events or not (see ShardInput).
         by_shard = decoded.by_shard
-        progress = decoded.progress
+        progress, idle = decoded.progress, decoded.idle
+        if alignment is not None and progress:
+            alignment.read(progress)
         out: list[Any] = [
-            (name, ShardInput(by_shard.get(name, []), progress))
+            (name, ShardInput(by_shard.get(name, []), progress, idle))
             for name in shard_names
-            if progress or name in by_shard
+            if progress or idle or name in by_shard
         ]
         out.extend(decoded.dead_letters)
         return out
@@ -309,11 +338,19 @@ def _decode_step(settings: Settings) -> Callable[[list[RawMessage]], Iterable[An
     return decode
 
 
-def _route_aggregates(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
-    result = item[1]
-    if result.minute_counts:
-        yield EVENTS_PER_MINUTE, result.minute_counts
-    yield PIPELINE, result.pipeline
+def _route_aggregates(
+    lateness_ms: int,
+) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
+        result = item[1]
+        if result.minute_counts:
+            yield EVENTS_PER_MINUTE, result.minute_counts
+        if result.watermark_ms > NEVER:
+            # How far every input partition has got, for the pipeline-health figures.
+            yield PIPELINE, {LOW_WATERMARK: result.watermark_ms + lateness_ms}
+        yield PIPELINE, result.pipeline
+
+    return route
 
 
 def _route_journeys(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, JourneyBatch]]:
@@ -369,6 +406,7 @@ def build_flow(
     offers_sink: Sink[Any] | None = None,
     profiles: ProfileLookup | None = None,
     snapshots: bool = True,
+    workers: int = 1,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -384,10 +422,15 @@ def build_flow(
         profiles: customer id → profile for the offers; defaults to the customer store.
         snapshots: whether the stateful steps build snapshots (only a recovery store reads
             them; see :mod:`flows.stateful`).
+        workers: how many workers run the flow, over every process (several: the steps after
+            the identity shards act on a watermark only once its epoch has closed, see
+            :class:`~flows.stateful.UpstreamProgress`).
     """
+    alignment = source.alignment if isinstance(source, KafkaEventSource) else None
+    wait_for_epoch = workers > 1
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
-    decoded = op.flat_map_batch("decode", raw, _decode_step(settings))
+    decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
     by_shard: Stream[tuple[str, ShardInput]] = split.falses
@@ -399,19 +442,20 @@ def build_flow(
         session_gap_ms=settings.session_gap_s * 1000,
         device_idle_ms=settings.device_idle_s * 1000,
         journey_shards=settings.shard_count,
-        partition_idle_ms=settings.partition_idle_s * 1000,
         input_positions=input_positions(source),
         offers=settings.campaigns_dir is not None,
     )
     shard_out = stateful_batch(
         "shard_state",
         by_shard,
-        lambda resume: ShardLogic(shard_config, resume),
+        lambda resume: ShardLogic(shard_config, resume, alignment),
         snapshots=snapshots,
     )
 
     keys = RedisKeys(settings.redis_prefix)
-    deltas = op.flat_map("aggregate_deltas", shard_out, _route_aggregates)
+    deltas = op.flat_map(
+        "aggregate_deltas", shard_out, _route_aggregates(settings.allowed_lateness_s * 1000)
+    )
     dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
     journey_config = JourneyConfig(
         prefix=settings.redis_prefix,
@@ -424,7 +468,9 @@ def build_flow(
     journey_out = stateful_batch(
         "journeys",
         op.flat_map("journey_events", shard_out, _route_journeys),
-        lambda resume: _journeys_logic(resume, journey_config, settings, lookup, clock),
+        lambda resume: _journeys_logic(
+            resume, journey_config, settings, lookup, clock, wait_for_epoch
+        ),
         snapshots=snapshots,
     )
     journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
@@ -434,7 +480,12 @@ def build_flow(
     offer_objects: list[Stream[tuple[str, list[ArchiveObject]]]] = []
     if settings.campaigns_dir is not None:
         offer_messages, offer_deltas, decision_objects = add_offers(
-            shard_out, settings, profiles=profiles, clock=clock, snapshots=snapshots
+            shard_out,
+            settings,
+            profiles=profiles,
+            clock=clock,
+            snapshots=snapshots,
+            wait_for_epoch=wait_for_epoch,
         )
         op.output(
             "offers_out",

@@ -25,7 +25,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from flows.settings import Settings
-from flows.stateful import stateful_batch
+from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OfferMinutes, OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
 from operators.offer_archive import OfferArchive, offer_rows
@@ -133,11 +133,13 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         archive: OfferArchive | None = None,
         *,
         resumed: bool = False,
+        upstream: UpstreamProgress | None = None,
     ) -> None:
         """Wrap a shard with the process's campaigns, the profile lookup and the wall clock.
 
         ``archive`` buffers the decisions for the archive's ``offers`` table (None: not
-        archived); after a resume every group it holds is rewritten.
+        archived); after a resume every group it holds is rewritten. ``upstream`` says when the
+        input's progress may be acted on (releases by event time).
         """
         self.shard = shard
         self.archive = archive
@@ -146,6 +148,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         self._clock = clock
         self._shard_name = ""
         self._low_ms = -(2**62)
+        self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
         if archive is not None and resumed:
             archive.mark_all_dirty(clock())
 
@@ -155,7 +158,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
             arrivals = values[0].arrivals
         else:
             arrivals = [a for batch in values for a in batch.arrivals]
-        low_ms = max(batch.low_ms for batch in values)
+        low_ms = self._upstream.heard(max(batch.low_ms for batch in values))
         self._low_ms = max(self._low_ms, low_ms)
         self._shard_name = values[0].shard or self._shard_name
         now_ms = int(self._clock() * 1000)
@@ -197,8 +200,13 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         soonest = min((t for t in (wall, write) if t is not None), default=None)
         return None if soonest is None else datetime.fromtimestamp(soonest, UTC)
 
+    def epoch_closed(self) -> None:
+        """The progress heard in the epoch is safe to act on."""
+        self._upstream.epoch_closed()
+
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
+        self.epoch_closed()
         archive = self.archive.snapshot() if self.archive is not None else None
         return encode_snapshot(
             OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, self.shard.snapshot(), archive)
@@ -217,6 +225,8 @@ def offers_logic(
     campaigns: Callable[[], CampaignRegistry],
     profiles: ProfileLookup,
     clock: Clock,
+    *,
+    wait_for_epoch: bool = False,
 ) -> OffersLogic:
     """An offers shard from its snapshot (of this version or the previous one), or a new one."""
     state = (
@@ -237,6 +247,7 @@ def offers_logic(
         clock,
         archive,
         resumed=state is not None,
+        upstream=UpstreamProgress(wait_for_epoch=wait_for_epoch),
     )
 
 
@@ -310,6 +321,7 @@ def add_offers(
     profiles: ProfileLookup | None = None,
     clock: Clock = time.time,
     snapshots: bool = True,
+    wait_for_epoch: bool = False,
 ) -> tuple[
     Stream[KafkaSinkMessage[bytes, bytes]],
     Stream[tuple[str, Any]],
@@ -329,7 +341,9 @@ def add_offers(
     decided = stateful_batch(
         "offers",
         batches,
-        lambda resume: offers_logic(resume, config, settings, campaigns, lookup, clock),
+        lambda resume: offers_logic(
+            resume, config, settings, campaigns, lookup, clock, wait_for_epoch=wait_for_epoch
+        ),
         snapshots=snapshots,
     )
     messages = op.flat_map("offer_messages", decided, _messages(settings))

@@ -18,6 +18,7 @@ from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
 from flows.settings import Settings
+from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
 
@@ -35,6 +36,8 @@ def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
             settings.kafka_batch_size,
             tail=tail,
             group_id=settings.consumer_group,
+            idle_s=settings.partition_idle_s,
+            alignment=ReadAlignment(settings.alignment_max_drift_s * 1000),
         )
     if spec.startswith("file:"):
         paths = [Path(p) for p in spec.removeprefix("file:").split(",") if p]

@@ -89,11 +89,19 @@ class Settings(BaseSettings):
     device_idle_s: int = Field(
         86_400, ge=3600, description="A device idle this long (event time) is forgotten."
     )
-    partition_idle_s: int = Field(
-        3600,
-        ge=60,
-        description="An input partition this far (event time) behind the newest one no longer "
-        "holds the watermark back.",
+    partition_idle_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="An input partition read to its end and quiet this long (wall clock, seconds) "
+        "no longer holds the watermark back, until it delivers events again.",
+    )
+    alignment_max_drift_s: int = Field(
+        7200,
+        ge=0,
+        description="An input partition read this far (event time, seconds) ahead of the low "
+        "watermark pauses until the others catch up, bounding the state a backlog holds; 0 "
+        "turns alignment off.",
     )
     funnels: str = Field(
         "",

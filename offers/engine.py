@@ -285,14 +285,20 @@ class OffersShard:
     ) -> OffersResult:
         """Take a batch of customers' events, then release the offers that are due.
 
+        The batch is taken in event-time order (equal times by event id), whatever order its
+        identity shards sent it in; a cancel event that arrived before its trigger (from
+        another batch, shard or partition) is found in the customer's history when the offer
+        is held.
+
         Args:
-            arrivals: events with a customer id, in the order they were accepted.
+            arrivals: events with a customer id.
             campaigns: the campaigns running now.
             profiles: customer id → profile, in batches.
             low_ms: how far every input partition has got (event time).
             now_ms: the wall clock.
         """
         result = OffersResult([], [], {}, {})
+        arrivals = sorted(arrivals, key=_time_order)
         # First the campaigns each event may trigger (the index is cheap), so that profiles are
         # read only for the customers who have a candidate.
         no_candidates: list[Campaign] = []
@@ -475,6 +481,8 @@ class OffersShard:
             ordinal,
             now_ms + max(0, send_at - arrival.event_ms),
         )
+        if self._cancelled_already(state, found, pending):
+            pending.cancelled = CANCELLED
         state.pending.append(pending)
         self._schedule(customer_id, pending)
         reason = QUIET_HOURS if quiet else SEND_DELAY
@@ -489,6 +497,22 @@ class OffersShard:
             send_at_ms=send_at,
             offer=pending.offer_id,
         )
+
+    @staticmethod
+    def _cancelled_already(state: CustomerOffers, found: Campaign, pending: Pending) -> bool:
+        """Whether a cancel event after the trigger and by the send time has been seen already
+        (it was read before the trigger, from another batch or partition)."""
+        if not found.cancel_if:
+            return False
+        times, events = state.times, state.events
+        at = len(times)
+        while at and times[at - 1] > pending.trigger_ms:
+            at -= 1
+            if times[at] <= pending.send_at_ms and any(
+                t.matches(events[at]) for t in found.cancel_if
+            ):
+                return True
+        return False
 
     def _schedule(self, customer_id: str, pending: Pending) -> None:
         heapq.heappush(self._by_send_at, (pending.send_at_ms, customer_id, pending.offer_id))
@@ -738,6 +762,11 @@ class OffersShard:
                 encoded[customer_id] = msgspec.Raw(_encode(state))
         self._dirty.clear()
         return encode_snapshot(_OffersSnapshotWrite(SNAPSHOT_VERSION, encoded))
+
+
+def _time_order(arrival: Arrival) -> tuple[int, str]:
+    """Event time, then event id: the order every definition uses."""
+    return arrival.event_ms, arrival.event.event_id
 
 
 def _tidy(text: str) -> str:

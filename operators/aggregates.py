@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from operators.shard_state import MINUTE_MS, MinuteCounts
+from operators.shard_state import LOW_WATERMARK, MINUTE_MS, MinuteCounts
 from state.contract import EVENT_TYPES
 from state.records import HashWrite, RedisWrite, StreamEntry
 from state.snapshots import decode_snapshot, encode_snapshot
@@ -179,7 +179,8 @@ class PipelineSnapshot(msgspec.Struct, frozen=True):
 
 
 class PipelineTotals:
-    """The job's health counters: valid, duplicates, late and dead letters by stage."""
+    """The job's health counters: valid, duplicates, late and dead letters by stage, and the
+    low watermark (``low_watermark_ms``, the newest any shard reported)."""
 
     def __init__(self, keys: RedisKeys, snapshot: bytes | None = None) -> None:
         """Create the counters, empty or from a snapshot."""
@@ -193,7 +194,11 @@ class PipelineTotals:
         totals = self.totals
         for delta in deltas:
             for name, n in delta.items():
-                totals[name] = totals.get(name, 0) + n
+                if name == LOW_WATERMARK:
+                    # A level, not a count: how far every input partition has got.
+                    totals[name] = max(totals.get(name, n), n)
+                else:
+                    totals[name] = totals.get(name, 0) + n
         return [HashWrite(self._keys.pipeline, dict(totals))]
 
     def snapshot(self) -> bytes:

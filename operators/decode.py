@@ -40,6 +40,8 @@ class DecodedBatch(msgspec.Struct, frozen=True, gc=False):
     dead_letters: list[DeadLetter]
     progress: dict[str, int] = {}
     """Newest event time of this batch per input partition ``<source>#<partition>``."""
+    idle: tuple[str, ...] = ()
+    """Input partitions their source marked idle in this batch (see :mod:`operators.clock`)."""
 
 
 class BatchDecoder:
@@ -73,6 +75,7 @@ class BatchDecoder:
         by_shard: dict[str, list[Arrival]] = {}
         dead: list[DeadLetter] = []
         progress: dict[tuple[str, int], int] = {}
+        idle: list[str] = []
         decode = self._decoder.decode
         shard_count = self._shard_count
         shard_names = self._shard_names
@@ -84,6 +87,9 @@ class BatchDecoder:
                 dead.append(_dead(message, "consume", "KafkaError", message.error, failed_at))
                 continue
             if value is None:
+                if message.idle:
+                    idle.append(message.position)
+                    continue
                 dead.append(
                     _dead(message, "decode", "EmptyMessage", "message has no value", failed_at)
                 )
@@ -142,6 +148,7 @@ class BatchDecoder:
             by_shard,
             dead,
             {f"{source}#{partition}": ms for (source, partition), ms in progress.items()},
+            tuple(idle),
         )
 
 

@@ -20,7 +20,7 @@ from sys import intern
 import msgspec
 from msgspec.structs import force_setattr
 
-from operators.clock import PartitionClock
+from operators.clock import NEVER, PartitionClock
 from operators.identity import ShardIdentities, ShardIdentitiesSnapshot
 from operators.sessions import SessionEvent
 from state.contract import Event
@@ -34,6 +34,9 @@ SNAPSHOT_VERSION = 3
 EVENTS_PER_MINUTE = "events_per_minute"
 PIPELINE = "pipeline"
 ARCHIVE = "archive"
+LOW_WATERMARK = "low_watermark_ms"
+"""The pipeline figure of how far every input partition has got (event time, epoch ms): the
+newest value any shard reports, not a sum."""
 
 _event_ms = operator.attrgetter("event_ms")
 _encode = msgspec.msgpack.Encoder().encode
@@ -51,10 +54,9 @@ class ShardConfig(msgspec.Struct, frozen=True):
     session_gap_ms: int = 30 * 60_000
     device_idle_ms: int = 24 * 3600_000
     journey_shards: int = 128
-    partition_idle_ms: int = 3600_000
     input_positions: tuple[str, ...] = ()
-    """Every input partition (``<source>#<partition>``), when known: until each has reported,
-    nothing is late."""
+    """Every input partition (``<source>#<partition>``), when known: until each has given an
+    event or been reported idle, nothing is late."""
     offers: bool = False
     """Hand every on-time event with a customer id to the offers, by customer shard."""
 
@@ -74,11 +76,14 @@ class ShardInput(msgspec.Struct, frozen=True, gc=False):
     """One decoded batch's share for a shard: its events, and the input's progress.
 
     Every shard gets the progress of every batch, even with no events of its own, so that all
-    shards share one view of how far each input partition has got.
+    shards share one view of how far each input partition has got (see :mod:`operators.clock`).
     """
 
     arrivals: list[Arrival]
     progress: dict[str, int]
+    """Newest event time of the batch per input partition ``<source>#<partition>``."""
+    idle: tuple[str, ...] = ()
+    """Input partitions their source reported idle after this batch's events."""
 
 
 class _ShardSnapshotV1(msgspec.Struct, frozen=True):
@@ -117,8 +122,10 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
         _by_minute(old.seen),
         ShardIdentitiesSnapshot({}, {}),
         {},
-        # Its watermark carries over until real partitions have been seen for an idle bound.
+        # Its watermark carries over as an idle partition: it holds nothing back once real
+        # partitions report, and stands for the input while none has.
         {"migrated-from-v1": old.max_event_ms},
+        ["migrated-from-v1"],
     )
 
 
@@ -180,6 +187,8 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
     """Anonymous events waiting for their identity, by event_id."""
     partition_newest: dict[str, int] = {}
     """Newest event time per input partition (see :mod:`operators.clock`)."""
+    partition_idle: list[str] = []
+    """Input partitions reported idle (they do not hold the watermark back)."""
 
 
 class _ShardSnapshotWrite(msgspec.Struct, frozen=True):
@@ -191,6 +200,7 @@ class _ShardSnapshotWrite(msgspec.Struct, frozen=True):
     identities: ShardIdentitiesSnapshot
     undecided: dict[str, SessionEvent]
     partition_newest: dict[str, int] = {}
+    partition_idle: list[str] = []
 
 
 class ShardBatchResult(msgspec.Struct, gc=False):
@@ -202,7 +212,7 @@ class ShardBatchResult(msgspec.Struct, gc=False):
     """Accepted events (including late ones) by input position ``<source>#<partition>``."""
     journeys: dict[str, list[JourneyItem]]
     """On-time events with their identity, by journeys shard."""
-    watermark_ms: int = -(2**62)
+    watermark_ms: int = NEVER
     """This shard's watermark after the batch (the input's progress less the lateness)."""
     offers: dict[str, list[Arrival]] = {}
     """On-time events with a customer id, by customer shard (when offers are on)."""
@@ -214,14 +224,14 @@ class Shard:
     def __init__(self, config: ShardConfig, snapshot: bytes | None = None) -> None:
         """Create a shard, empty or from a snapshot taken by :meth:`snapshot`."""
         self._config = config
-        self.max_event_ms = -(2**62)
+        self.max_event_ms = NEVER
         self._seen: dict[str, int] = {}
         self._seen_by_minute: dict[int, list[str]] = {}
         self._minute_bytes: dict[int, tuple[int, msgspec.Raw]] = {}
-        self._evicted_below = -(2**62)
+        self._evicted_below = NEVER
         self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
-        self.clock = PartitionClock(config.partition_idle_ms, expected=config.input_positions)
+        self.clock = PartitionClock(expected=config.input_positions)
         self._journey_shard_names: dict[str, tuple[str, str]] = {}
         """Customer id → (journeys shard, the shard's one copy of the id)."""
         if snapshot is not None:
@@ -242,7 +252,10 @@ class Shard:
         return len(self._seen)
 
     def process(
-        self, arrivals: Iterable[Arrival], progress: dict[str, int] | None = None
+        self,
+        arrivals: Iterable[Arrival],
+        progress: dict[str, int] | None = None,
+        idle: Iterable[str] = (),
     ) -> ShardBatchResult:
         """Take one batch of this shard's events.
 
@@ -250,12 +263,13 @@ class Shard:
         a batch at a time, so arrival order within it says nothing about time. (Sorting is
         stable, so repeats of one event_id keep their arrival order.) Lateness is judged
         against the watermark as it stood at the start of the batch; ``progress`` (newest event
-        time per input partition in this batch) moves it afterwards.
+        time per input partition in this batch) and ``idle`` (partitions their source reported
+        idle after it) move it afterwards.
         """
         arrivals = sorted(arrivals, key=_event_ms)
         seen = self._seen
         by_minute = self._seen_by_minute
-        last_minute = -(2**62)
+        last_minute = NEVER
         minute_ids: list[str] = []
         counted: list[tuple[int, str]] = []
         archive_rows: dict[str, list[Arrival]] = {}
@@ -333,6 +347,8 @@ class Shard:
                 undecided[event_id] = session_event(event, event_ms, device_id, None)
         for where, newest in (progress or {}).items():
             clock.observe(where, newest)
+        for where in idle:
+            clock.mark_idle(where)
         self.max_event_ms = clock.max_ms
         watermark = self.watermark_ms
         for decided in identities.resolve(watermark):
@@ -410,6 +426,7 @@ class Shard:
                 self.identities.snapshot(),
                 self._undecided,
                 self.clock.newest,
+                sorted(self.clock.idle),
             )
         )
 
@@ -423,5 +440,5 @@ class Shard:
         )
         self._undecided = dict(state.undecided)
         self.clock = PartitionClock(
-            self._config.partition_idle_ms, state.partition_newest, self._config.input_positions
+            state.partition_newest, self._config.input_positions, state.partition_idle
         )

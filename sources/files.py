@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from state.records import RawMessage
+from state.records import RawMessage, idle_mark
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -29,6 +29,7 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
         self._lines: Iterator[bytes] = iter(self._file)
         self._line_no = 0
         self._batch_size = batch_size
+        self._finished = False
         for _ in range(next_line):
             if next(self._lines, None) is None:
                 break
@@ -45,8 +46,11 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
                 batch.append(RawMessage(source, 0, offset, value))
             if len(batch) >= self._batch_size:
                 return batch
-        if not batch:
+        if self._finished:
             raise StopIteration
+        # The file has no more to give: it no longer holds the watermark back.
+        self._finished = True
+        batch.append(idle_mark(source, 0, self._line_no))
         return batch
 
     def snapshot(self) -> int:

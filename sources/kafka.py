@@ -6,7 +6,9 @@ The recovery store holds each partition's offset; consumer-group offsets are not
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -19,28 +21,77 @@ from confluent_kafka import (
 from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka.admin import AdminClient
 
-from state.records import RawMessage
+from sources.alignment import ReadAlignment
+from state.records import RawMessage, idle_mark
 
 logger = logging.getLogger(__name__)
 
+PAUSED_POLL_S = 0.05
+"""How often a paused partition looks again whether the others have caught up."""
+
 
 class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
-    """One topic partition, read from its resume offset; the snapshot is the next offset."""
+    """One topic partition, read from its resume offset; the snapshot is the next offset.
+
+    It tells the dataflow when it becomes idle (see :mod:`operators.clock`): bounded, at its
+    end; tailing, once read to its end and quiet for ``idle_s`` of wall clock. It pauses while
+    it has read too far ahead of the slowest partition (see :mod:`sources.alignment`).
+    """
 
     def __init__(
-        self, config: dict[str, Any], topic: str, partition: int, offset: int, batch_size: int
+        self,
+        config: dict[str, Any],
+        topic: str,
+        partition: int,
+        offset: int,
+        batch_size: int,
+        *,
+        tail: bool,
+        idle_s: float,
+        alignment: ReadAlignment | None,
     ) -> None:
         self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(topic, partition, offset)])
+        self._assignment = TopicPartition(topic, partition, offset)
+        self._consumer.assign([self._assignment])
         self._topic = topic
         self._partition = partition
+        self._position = f"{topic}#{partition}"
         self._offset = offset
         self._batch_size = batch_size
+        self._tail = tail
+        self._idle_s = idle_s
+        self._alignment = alignment
         self._eof = False
+        self._paused = False
+        self._caught_up = False
+        self._idle_sent = False
+        self._last_record = time.monotonic()
+
+    def _hold(self) -> bool:
+        """Pause while read too far ahead of the slowest partition; resume after."""
+        alignment = self._alignment
+        if alignment is None:
+            return False
+        ahead = alignment.ahead(self._position)
+        if ahead != self._paused:
+            # Pausing stops the prefetch too, so a paused partition holds no memory.
+            if ahead:
+                self._consumer.pause([self._assignment])
+            else:
+                self._consumer.resume([self._assignment])
+            self._paused = ahead
+        return ahead
+
+    def next_awake(self) -> datetime | None:
+        if self._paused:
+            return datetime.now(UTC) + timedelta(seconds=PAUSED_POLL_S)
+        return None
 
     def next_batch(self) -> list[RawMessage]:
         if self._eof:
             raise StopIteration
+        if self._hold():
+            return []
         messages = self._consumer.consume(self._batch_size, 0.01)
         topic, partition = self._topic, self._partition
         batch: list[RawMessage] = []
@@ -49,8 +100,11 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
             error = message.error()
             if error is not None:
                 if error.code() == ConfluentKafkaError._PARTITION_EOF:
-                    self._eof = True
-                    break
+                    if not self._tail:
+                        self._eof = True
+                        break
+                    self._caught_up = True
+                    continue
                 offset = message.offset()
                 if offset is None or offset < 0:
                     # Not tied to a message (e.g. a broker connection problem): librdkafka
@@ -72,8 +126,18 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
                     stamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
                 )
             )
+            self._caught_up = False
         if batch:
             self._offset = batch[-1].offset + 1
+            self._last_record = time.monotonic()
+            self._idle_sent = False
+        if self._eof or (
+            self._caught_up
+            and not self._idle_sent
+            and time.monotonic() - self._last_record >= self._idle_s
+        ):
+            append(idle_mark(topic, partition, self._offset))
+            self._idle_sent = True
         return batch
 
     def snapshot(self) -> int:
@@ -99,6 +163,8 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         *,
         tail: bool = True,
         group_id: str = "bank-clickstream",
+        idle_s: float = 30.0,
+        alignment: ReadAlignment | None = None,
     ) -> None:
         """Create the source.
 
@@ -109,12 +175,17 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             tail: keep waiting for new messages (a service); False stops at the end (a
                 back-fill or a benchmark).
             group_id: reported to the brokers; offsets live in the recovery store.
+            idle_s: a partition read to its end and quiet this long (wall clock) no longer
+                holds the watermark back.
+            alignment: pauses partitions read too far ahead (None: never pause).
         """
         self._brokers = ",".join(brokers)
         self._topics = list(topics)
         self._batch_size = batch_size
         self._tail = tail
         self._group_id = group_id
+        self._idle_s = idle_s
+        self.alignment = alignment
 
     def list_parts(self) -> list[str]:
         """``<partition>-<topic>`` for every partition of every topic."""
@@ -135,7 +206,8 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             "bootstrap.servers": self._brokers,
             "group.id": self._group_id,
             "enable.auto.commit": False,
-            "enable.partition.eof": not self._tail,
+            # Tailing, the end of a partition means caught up (one of the idle conditions).
+            "enable.partition.eof": True,
             # Large fetches keep librdkafka's prefetch queue full, so a poll rarely waits.
             "fetch.wait.max.ms": 50,
             "fetch.min.bytes": 1,
@@ -145,7 +217,16 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             "queued.max.messages.kbytes": 65536,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
-        return _KafkaPartition(config, topic, int(index), offset, self._batch_size)
+        return _KafkaPartition(
+            config,
+            topic,
+            int(index),
+            offset,
+            self._batch_size,
+            tail=self._tail,
+            idle_s=self._idle_s,
+            alignment=self.alignment,
+        )
 
 
 def ensure_topics(brokers: list[str], topics: Iterable[str], partitions: int) -> list[str]:

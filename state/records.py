@@ -24,11 +24,20 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     error: str | None = None
     timestamp_ms: int | None = None
     """When the message entered Kafka (its record timestamp); None for file replays."""
+    idle: bool = False
+    """Not a message but a mark from the source: this input partition is idle (read to its
+    end and quiet for the idle bound, or finished), so it no longer holds the watermark back
+    (see :mod:`operators.clock`). Its ``value`` is None and its ``offset`` the next one."""
 
     @property
     def position(self) -> str:
         """The input partition this message came from, as ``<source>#<partition>``."""
         return f"{self.source}#{self.partition}"
+
+
+def idle_mark(source: str, partition: int, next_offset: int) -> RawMessage:
+    """The mark a source emits when ``source``'s ``partition`` becomes idle."""
+    return RawMessage(source, partition, next_offset, None, idle=True)
 
 
 class Arrival(msgspec.Struct, frozen=True, gc=False, array_like=True):

@@ -97,6 +97,8 @@ def test_the_skeleton_counts_archives_and_dead_letters_every_message() -> None:
     assert hashes["cs:pipeline"] == {
         "valid": 60, "duplicates": 3, "late": 0, "dead_letters": 2,
         "dead_letters.decode": 1, "dead_letters.validate": 1,
+        # How far the input has got: its newest event (one partition, read to its end).
+        "low_watermark_ms": 1_768_464_000_000 + 59 * 6000,
     }  # fmt: skip
 
     archive = final_objects(archive_out)
