@@ -33,7 +33,14 @@ from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import ProfileLookup
-from operators.aggregates import JOURNEYS, OFFERS, MinuteSeries, PipelineTotals, RedisKeys
+from operators.aggregates import (
+    JOURNEYS,
+    OFFERS,
+    MinuteDeltas,
+    MinuteSeries,
+    PipelineTotals,
+    RedisKeys,
+)
 from operators.archive import ArchiveBuffer
 from operators.clock import NEVER
 from operators.decode import BatchDecoder, shard_name
@@ -50,7 +57,6 @@ from operators.shard_state import (
     LOW_WATERMARK,
     PIPELINE,
     JourneyBatch,
-    MinuteCounts,
     Shard,
     ShardBatchResult,
     ShardConfig,
@@ -121,19 +127,27 @@ class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
         return self.shard.snapshot()
 
 
-class MinuteSeriesLogic(StatefulBatchLogic[MinuteCounts, list[RedisWrite], bytes]):
+class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas, list[RedisWrite], bytes]):
     """Bytewax shim around :class:`~operators.aggregates.MinuteSeries`."""
 
-    def __init__(self, series: MinuteSeries) -> None:
-        """Wrap a series."""
+    def __init__(self, series: MinuteSeries, wait_for_epoch: bool) -> None:
+        """Wrap a series; its minutes close by the senders' watermark (see
+        :class:`~flows.stateful.UpstreamProgress`)."""
         self.series = series
+        self._upstream = UpstreamProgress(wait_for_epoch=wait_for_epoch)
 
-    def on_batch(self, values: list[MinuteCounts]) -> tuple[Iterable[list[RedisWrite]], bool]:
+    def on_batch(self, values: list[MinuteDeltas]) -> tuple[Iterable[list[RedisWrite]], bool]:
         """Add the deltas and emit the writes."""
-        return [self.series.apply(values)], StatefulBatchLogic.RETAIN
+        watermark = self._upstream.heard(max(v.watermark_ms for v in values))
+        return [self.series.apply([v.counts for v in values], watermark)], self.RETAIN
+
+    def epoch_closed(self) -> None:
+        """The watermarks heard in the epoch are safe to act on."""
+        self._upstream.epoch_closed()
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
+        self.epoch_closed()
         return self.series.snapshot()
 
 
@@ -220,6 +234,7 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
         objects = self.archive.add(result.sessions, shard, self.journeys.upstream_ms, now)
         objects.extend(self.archive.flush_all() if flush else self.archive.due(now))
         result.archive = objects
+        result.upstream_ms = self.journeys.upstream_ms
         return result
 
     def on_batch(self, values: list[JourneyBatch]) -> tuple[Iterable[JourneyBatchResult], bool]:
@@ -343,8 +358,8 @@ def _route_aggregates(
 ) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
     def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
         result = item[1]
-        if result.minute_counts:
-            yield EVENTS_PER_MINUTE, result.minute_counts
+        # Every result, counts or not: the series closes its minutes by the watermark.
+        yield EVENTS_PER_MINUTE, MinuteDeltas(result.watermark_ms, result.minute_counts)
         if result.watermark_ms > NEVER:
             # How far every input partition has got, for the pipeline-health figures.
             yield PIPELINE, {LOW_WATERMARK: result.watermark_ms + lateness_ms}
@@ -363,8 +378,7 @@ def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tup
     result = item[1]
     if result.figures:
         yield FIGURES, result.figures
-    if result.minutes:
-        yield JOURNEYS_PER_MINUTE, result.minutes
+    yield JOURNEYS_PER_MINUTE, MinuteDeltas(result.upstream_ms, result.minutes)
     if result.pipeline:
         yield PIPELINE, result.pipeline
 
@@ -515,7 +529,8 @@ def build_flow(
                         settings.minute_retention_s,
                         resume,
                         OFFERS,
-                    )
+                    ),
+                    wait_for_epoch,
                 ),
                 snapshots=snapshots,
             )
@@ -532,17 +547,16 @@ def build_flow(
         "split_journey_minutes", is_figures.falses, lambda kv: kv[0] == JOURNEYS_PER_MINUTE
     )
     # Sessions are counted when they close: a minute's journey figures are final only after
-    # the gap, the lateness and the stitching allowance.
-    journey_minute_delay_ms = (
-        settings.session_gap_s + settings.allowed_lateness_s + settings.stitch_allowance_s + 300
-    ) * 1000
+    # the gap and the stitching allowance past the identity shards' watermark.
+    journey_minute_delay_ms = (settings.session_gap_s + settings.stitch_allowance_s + 300) * 1000
     journey_minute_writes = stateful_batch(
         "journeys_by_minute",
         is_journey_minutes.trues,
         lambda resume: MinuteSeriesLogic(
             MinuteSeries(
                 keys, journey_minute_delay_ms, settings.minute_retention_s, resume, JOURNEYS
-            )
+            ),
+            wait_for_epoch,
         ),
         snapshots=snapshots,
     )
@@ -551,10 +565,10 @@ def build_flow(
     minute_writes = stateful_batch(
         "events_by_minute",
         is_minutes.trues,
+        # The identity shards' watermark already allows for the lateness: what is older is late
+        # and counts in no minute.
         lambda resume: MinuteSeriesLogic(
-            MinuteSeries(
-                keys, settings.allowed_lateness_s * 1000, settings.minute_retention_s, resume
-            )
+            MinuteSeries(keys, 0, settings.minute_retention_s, resume), wait_for_epoch
         ),
         snapshots=snapshots,
     )

@@ -26,8 +26,9 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
-from offers.engine import OfferMinutes, OffersConfig, OffersResult, OffersShard, ProfileLookup
+from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
+from operators.aggregates import MinuteDeltas
 from operators.offer_archive import OfferArchive, offer_rows
 from operators.shard_state import ShardBatchResult
 from operators.totals import FigureDeltas
@@ -62,6 +63,8 @@ class OffersOutput(msgspec.Struct, gc=False):
 
     result: OffersResult
     archive: list[ArchiveObject]
+    low_ms: int = -(2**62)
+    """How far every input partition had got (event time) when the shard acted."""
 
 
 class OffersLogicSnapshot(msgspec.Struct, frozen=True):
@@ -189,7 +192,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
             objects = archive.add(rows, _object_name(self._shard_name), self._low_ms, now)
             objects.extend(archive.flush_all() if flush else archive.due(now))
         if result.decisions or result.offers or objects:
-            return [OffersOutput(result, objects)]
+            return [OffersOutput(result, objects, self._low_ms)]
         return []
 
     def notify_at(self) -> datetime | None:
@@ -290,12 +293,11 @@ def _archive_objects(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, list
         yield item[0], item[1].archive
 
 
-def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas | OfferMinutes]]:
+def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas | MinuteDeltas]]:
     result = item[1].result
     if result.figures:
         yield OFFER_FIGURES, result.figures
-    if result.minutes:
-        yield OFFERS_PER_MINUTE, result.minutes
+    yield OFFERS_PER_MINUTE, MinuteDeltas(item[1].low_ms, result.minutes)
 
 
 class _Campaigns:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from operators.clock import NEVER
 from operators.shard_state import LOW_WATERMARK, MINUTE_MS, MinuteCounts
 from state.contract import EVENT_TYPES
 from state.records import HashWrite, RedisWrite, StreamEntry
@@ -62,6 +63,16 @@ class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
     counts: dict[int, dict[str, int]]
     max_minute_ms: int
     closed_through_ms: int
+    watermark_ms: int = NEVER
+    """The senders' watermark the minutes close by (absent before it drove them)."""
+
+
+class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
+    """One sender's per-minute deltas, and its watermark: no later delta of its will be for a
+    minute that ended before ``watermark_ms`` less the series' delay."""
+
+    watermark_ms: int
+    counts: MinuteCounts
 
 
 class MinuteFamily(msgspec.Struct, frozen=True):
@@ -79,12 +90,17 @@ OFFERS = MinuteFamily("offers", ("sent", "held_out", "suppressed"))
 
 
 class MinuteSeries:
-    """A per-minute figure for every shard together (events by type, journeys)."""
+    """A per-minute figure for every shard together (events by type, journeys, offers).
+
+    A minute is final (its stream entry written, once) when the senders' watermark, less the
+    series' delay, has passed its end: the slowest input partition's progress decides, not the
+    newest minute seen, so a partition read ahead of the others closes nothing early.
+    """
 
     def __init__(
         self,
         keys: RedisKeys,
-        allowed_lateness_ms: int,
+        delay_ms: int,
         retention_s: int,
         snapshot: bytes | None = None,
         family: MinuteFamily = EVENTS_BY_TYPE,
@@ -93,27 +109,30 @@ class MinuteSeries:
 
         Args:
             keys: key names.
-            allowed_lateness_ms: how long after the newest minute a minute is final (its
-                stream entry is written then, once).
+            delay_ms: how long after the senders' watermark a minute is final.
             retention_s: how long minute hashes and stream entries are kept.
             snapshot: from :meth:`snapshot`.
             family: which figure.
         """
         self._keys = keys
         self._family = family
-        self._lateness_ms = allowed_lateness_ms
+        self._delay_ms = delay_ms
         self._retention_s = retention_s
         self.counts: dict[int, dict[str, int]] = {}
-        self._max_minute_ms = -(2**62)
-        self._closed_through_ms = -(2**62)
+        self._max_minute_ms = NEVER
+        self._closed_through_ms = NEVER
+        self._watermark_ms = NEVER
         if snapshot is not None:
             state = decode_snapshot(snapshot, MinuteSeriesSnapshot, SNAPSHOT_VERSION)
             self.counts = {m: dict(c) for m, c in state.counts.items()}
             self._max_minute_ms = state.max_minute_ms
             self._closed_through_ms = state.closed_through_ms
+            self._watermark_ms = state.watermark_ms
 
-    def apply(self, deltas: Iterable[MinuteCounts]) -> list[RedisWrite]:
-        """Add shard deltas; return the writes that make Redis show the new totals."""
+    def apply(self, deltas: Iterable[MinuteCounts], watermark_ms: int = NEVER) -> list[RedisWrite]:
+        """Add deltas; move to the senders' watermark; return the writes that make Redis show
+        the new totals and the minutes that became final."""
+        self._watermark_ms = max(self._watermark_ms, watermark_ms)
         changed: set[int] = set()
         counts = self.counts
         for delta in deltas:
@@ -139,8 +158,7 @@ class MinuteSeries:
 
     def _close_minutes(self) -> list[RedisWrite]:
         """Minutes that ended before the watermark get their one entry in the stream."""
-        # Conservative: the newest minute's start stands in for the newest event time.
-        watermark_ms = self._max_minute_ms - self._lateness_ms
+        watermark_ms = self._watermark_ms - self._delay_ms
         closing = sorted(
             m for m in self.counts if self._closed_through_ms < m and m + MINUTE_MS <= watermark_ms
         )
@@ -166,7 +184,11 @@ class MinuteSeries:
         """An immutable copy of the state."""
         return encode_snapshot(
             MinuteSeriesSnapshot(
-                SNAPSHOT_VERSION, self.counts, self._max_minute_ms, self._closed_through_ms
+                SNAPSHOT_VERSION,
+                self.counts,
+                self._max_minute_ms,
+                self._closed_through_ms,
+                self._watermark_ms,
             )
         )
 

@@ -172,6 +172,8 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     pipeline: dict[str, int]
     archive: list[ArchiveObject] = []
     """Objects of the archive's ``sessions`` table to write now (filled by the shim)."""
+    upstream_ms: int = -(2**62)
+    """The identity shards' watermark the shard had acted on (filled by the shim)."""
 
 
 class JourneySnapshot(msgspec.Struct, frozen=True):

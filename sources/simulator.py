@@ -6,10 +6,11 @@ errors and now and then rage-clicks. Around the journeys the core banking system
 payments and transfers, ATMs report withdrawals (a few declined for insufficient funds) and
 branches report cash operations.
 
-Time is simulated. Event ``k`` happens at ``start + k / rate``, so a run holds exactly
-``rate * duration`` valid events whatever the number of customers, and the journeys in flight
-interleave on that clock. A journey waits between its steps (a few seconds to a minute) and a
-customer between journeys (minutes to hours). When more steps are due than the clock has room for,
+Time is simulated. Event ``k`` happens at ``start + k / rate`` (or, with ``daily_curve``, at
+the time the bank's daily curve has given ``k`` events: a quiet night, a busy evening), so a run
+holds exactly ``rate * duration`` valid events whatever the number of customers, and the
+journeys in flight interleave on that clock. A journey waits between its steps (a few seconds
+to a minute) and a customer between journeys (minutes to hours). When more steps are due than the clock has room for,
 they are served in order, a little later; when none is due, the next customer starts a journey,
 early if need be. When every customer is already in a journey (few customers for the rate), all
 journeys run faster alike, so their shape stays and only their pace changes. Everything is drawn
@@ -68,6 +69,44 @@ _PROSPECT_SHARE: Final = 0.10
 _STAY_ANONYMOUS: Final = 0.10
 _RAGE_CLICK_CHANCE: Final = 0.006
 _APP_ERROR_CHANCE: Final = 0.015
+DAILY_CURVE: Final = (
+    0.15, 0.10, 0.08, 0.08, 0.10, 0.20, 0.45, 0.85, 1.20, 1.30, 1.30, 1.35,
+    1.50, 1.40, 1.25, 1.20, 1.25, 1.45, 1.75, 2.00, 1.90, 1.50, 0.90, 0.40,
+)  # fmt: skip
+"""Relative traffic in each UTC hour of the day (mean 1): a quiet night, a morning rise, a lunch
+peak and the evening's busiest hours, as retail banking apps see it."""
+
+
+def _curve_times(start_ms: int, duration_ms: int, count: int) -> Callable[[int], int]:
+    """Event ``k``'s time (ms) when ``count`` events follow :data:`DAILY_CURVE` over the run.
+
+    The curve's cumulative is piecewise linear over the UTC hours the run touches; event ``k``
+    falls where it reaches ``k / count`` of the whole. Calls must come with rising ``k``.
+    """
+    hour_ms = 3_600_000
+    bounds: list[tuple[int, int, float, float]] = []  # (from ms, to ms, weight, cumulative)
+    at, total = start_ms, 0.0
+    end = start_ms + duration_ms
+    while at < end:
+        upto = min(end, (at // hour_ms + 1) * hour_ms)
+        weight = DAILY_CURVE[(at // hour_ms) % 24]
+        bounds.append((at, upto, weight, total))
+        total += weight * (upto - at)
+        at = upto
+    per_event = total / count if count else 0.0
+    segment = 0
+
+    def time_of(k: int) -> int:
+        nonlocal segment
+        target = k * per_event
+        while segment + 1 < len(bounds) and bounds[segment + 1][3] <= target:
+            segment += 1
+        begin, _, weight, before = bounds[segment]
+        return begin + int((target - before) / weight)
+
+    return time_of
+
+
 # Bits for the customer index or ticket number in a queue entry, under the time in ms.
 _LOW_BITS: Final = 40
 
@@ -86,6 +125,8 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True):
         late_rate: share of valid events emitted after newer events, up to ``late_max_s`` late.
         late_max_s: the most simulated seconds a late event lags behind the newest emitted event.
         malformed_rate: malformed messages per valid event (extra messages, not replacements).
+        daily_curve: spread the events over the day as a bank's traffic is (see
+            :data:`DAILY_CURVE`), ``rate`` being the day's average; otherwise evenly.
     """
 
     customers: int = 1000
@@ -97,6 +138,7 @@ class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True):
     late_rate: float = 0.0
     late_max_s: float = 120.0
     malformed_rate: float = 0.0
+    daily_curve: bool = False
 
     def __post_init__(self) -> None:
         """Reject a configuration that cannot be simulated, naming every bad value."""
@@ -529,6 +571,11 @@ class _Traffic:
         stamp = _Timestamps().format
         start_ms = config.start_ms
         ms_per_event = 1000.0 / config.rate
+        curve = (
+            _curve_times(start_ms, int(config.duration_s * 1000), config.event_count)
+            if config.daily_curve
+            else None
+        )
         id_prefix = _event_id_prefix(config)
         late_rate = config.late_rate
         late_max_ms = max(1, int(config.late_max_s * 1000))
@@ -554,7 +601,7 @@ class _Traffic:
         emitted = 0
 
         for tick in range(config.event_count):
-            now = start_ms + int(tick * ms_per_event)
+            now = curve(tick) if curve is not None else start_ms + int(tick * ms_per_event)
             while held_late and held_late[0][0] <= now:
                 _, _, late_key, late_value = heappop(held_late)
                 yield SimulatedMessage(late_key, late_value, "late")
@@ -959,6 +1006,6 @@ def _event_id_prefix(config: SimulationConfig) -> bytes:
     rate, so that their events never share an id (the job would drop them as duplicates)."""
     run = (
         f"{config.start_ms}|{config.customers}|{float(config.rate)!r}|{float(config.duration_s)!r}"
-    )
+    ) + ("|daily" if config.daily_curve else "")
     tag = hashlib.blake2b(run.encode(), digest_size=3).hexdigest()
     return f"e-{config.seed}-{tag}-".encode()

@@ -96,6 +96,14 @@ def simulate(
             help="Malformed messages per event, sent in addition to the events.",
         ),
     ] = 0.0,
+    daily_curve: Annotated[
+        bool,
+        typer.Option(
+            "--daily-curve/--even",
+            help="Spread the events over the day as a bank's traffic is (quiet night, busy "
+            "evening), --rate being the day's average; or evenly.",
+        ),
+    ] = False,
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = True,
@@ -112,6 +120,7 @@ def simulate(
             late_rate=late_rate,
             late_max_s=late_max_s,
             malformed_rate=malformed_rate,
+            daily_curve=daily_curve,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

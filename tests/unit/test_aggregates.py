@@ -11,7 +11,7 @@ T0 = 1_768_464_000_000  # 2026-01-15T08:00Z
 
 
 def test_deltas_from_several_shards_become_absolute_totals() -> None:
-    series = MinuteSeries(KEYS, allowed_lateness_ms=300_000, retention_s=3600)
+    series = MinuteSeries(KEYS, delay_ms=300_000, retention_s=3600)
     series.apply([{T0: {"click": 2}}, {T0: {"click": 1, "login": 1}}])
     writes = series.apply([{T0: {"click": 4}}])
     assert writes == [
@@ -20,19 +20,31 @@ def test_deltas_from_several_shards_become_absolute_totals() -> None:
 
 
 def test_a_minute_gets_one_stream_entry_once_the_watermark_passes_it() -> None:
-    series = MinuteSeries(KEYS, allowed_lateness_ms=120_000, retention_s=3600)
-    series.apply([{T0: {"click": 1}}])
-    writes = series.apply([{T0 + 3 * MINUTE_MS: {"error": 2}}])
+    series = MinuteSeries(KEYS, delay_ms=120_000, retention_s=3600)
+    series.apply([{T0: {"click": 1}}], T0 + 2 * MINUTE_MS)
+    writes = series.apply([{T0 + 3 * MINUTE_MS: {"error": 2}}], T0 + 3 * MINUTE_MS)
     entries = [w for w in writes if isinstance(w, StreamEntry)]
     assert [e.id_ms for e in entries] == [T0]
     assert entries[0].fields["click"] == 1 and entries[0].fields["total"] == 1
     assert entries[0].fields["transaction"] == 0  # every type has a column from the first entry
-    again = series.apply([{T0 + 3 * MINUTE_MS: {"error": 1}}])
+    again = series.apply([{T0 + 3 * MINUTE_MS: {"error": 1}}], T0 + 4 * MINUTE_MS)
     assert not [w for w in again if isinstance(w, StreamEntry)]
 
 
+def test_a_minute_stays_open_while_a_slow_partition_holds_the_watermark_back() -> None:
+    # A partition read hours ahead sends deltas for late minutes; the watermark (the slowest
+    # partition's) has not passed the first minute, so no stream entry is final yet.
+    series = MinuteSeries(KEYS, delay_ms=0, retention_s=86_400)
+    series.apply([{T0: {"click": 1}}], T0)
+    ahead = series.apply([{T0 + 180 * MINUTE_MS: {"click": 1}}], T0 + 30_000)
+    assert not [w for w in ahead if isinstance(w, StreamEntry)]
+    caught_up = series.apply([{T0: {"login": 1}}], T0 + MINUTE_MS)
+    entries = [w for w in caught_up if isinstance(w, StreamEntry)]
+    assert [(e.id_ms, e.fields["total"]) for e in entries] == [(T0, 2)]
+
+
 def test_a_restored_series_continues_from_the_same_totals() -> None:
-    series = MinuteSeries(KEYS, allowed_lateness_ms=0, retention_s=3600)
+    series = MinuteSeries(KEYS, delay_ms=0, retention_s=3600)
     series.apply([{T0: {"click": 5}}])
     restored = MinuteSeries(KEYS, 0, 3600, series.snapshot())
     writes = restored.apply([{T0: {"click": 1}}])
