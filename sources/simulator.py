@@ -6,11 +6,11 @@ errors and now and then rage-clicks. Around the journeys the core banking system
 payments and transfers, ATMs report withdrawals (a few declined for insufficient funds) and
 branches report cash operations.
 
-Time is simulated. Event ``k`` happens at ``start + k / rate`` (or, with ``daily_curve``, at
-the time the bank's daily curve has given ``k`` events: a quiet night, a busy evening), so a run
-holds exactly ``rate * duration`` valid events whatever the number of customers, and the
-journeys in flight interleave on that clock. A journey waits between its steps (a few seconds
-to a minute) and a customer between journeys (minutes to hours). When more steps are due than the clock has room for,
+Time is simulated. Event ``k`` happens at ``start + k / rate`` (or, with ``daily_curve``, at the
+time the bank's daily curve has given ``k`` events: a quiet night, a busy evening), so a run holds
+exactly ``rate * duration`` valid events whatever the number of customers, and the journeys in
+flight interleave on that clock. A journey waits between its steps (a few seconds to a minute) and a
+customer between journeys (minutes to hours). When more steps are due than the clock has room for,
 they are served in order, a little later; when none is due, the next customer starts a journey,
 early if need be. When every customer is already in a journey (few customers for the rate), all
 journeys run faster alike, so their shape stays and only their pace changes. Everything is drawn
