@@ -104,7 +104,12 @@ def run_job(
     """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
     prepare_topics(settings, source_spec)
     source = parse_source(source_spec, settings, tail=tail)
-    flow = build_flow(settings, source, snapshots=settings.recovery_dir is not None)
+    flow = build_flow(
+        settings,
+        source,
+        snapshots=settings.recovery_dir is not None,
+        workers=workers * len(addresses or [""]),
+    )
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"

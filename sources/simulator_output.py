@@ -134,12 +134,19 @@ class KafkaWriter:
             if self._first_failure is None:
                 self._first_failure = str(error)
 
-    def write(self, message: SimulatedMessage) -> None:
-        """Queue one message for delivery (waits while the producer's queue is full)."""
+    def write(self, message: SimulatedMessage, partition: int | None = None) -> None:
+        """Queue one message for delivery (waits while the producer's queue is full).
+
+        ``partition`` places it there instead of by its key (tests and benchmarks that shape
+        how a topic's partitions run apart).
+        """
         producer = self._producer
         while True:
             try:
-                producer.produce(self.topic, message.value, message.key)
+                if partition is None:
+                    producer.produce(self.topic, message.value, message.key)
+                else:
+                    producer.produce(self.topic, message.value, message.key, partition)
                 break
             except BufferError:
                 producer.poll(0.05)

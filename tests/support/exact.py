@@ -1,0 +1,65 @@
+"""What "exact" means for a run of the job: every journey figure, minute and closed session equals
+the definitions computed independently from the input, and two runs of the same input (a file,
+a backlog, a cluster) leave the same Redis keys and archive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.support.journey_reference import Figures
+
+JOURNEY_FAMILIES = (":day:", ":minute:journeys:")
+
+
+def ints(value: Any) -> dict[str, int] | None:
+    """A hash or a sorted set read back, as field → int."""
+    if value is None:
+        return None
+    if isinstance(value, list):  # a sorted set read back as (member, score) pairs
+        return {m: int(float(s)) for m, s in value}
+    return {k: int(v) for k, v in value.items()}
+
+
+def assert_journeys_exact(dump: dict[str, Any], expected: Figures, prefix: str) -> None:
+    """Every journey key family, the journeys line chart and the conversion rates."""
+    for key, fields in expected.hashes.items():
+        assert ints(dump.get(key)) == dict(fields), key
+    for key, members in expected.zsets.items():
+        assert ints(dump.get(key)) == dict(members), key
+    written = {
+        k
+        for k in dump
+        if any(f in k for f in JOURNEY_FAMILIES)
+        and not k.endswith(("conversion_rate", "completion_rate"))
+    }
+    assert written == set(expected.hashes) | set(expected.zsets)
+
+    # The journeys stream (Grafana's line chart) has one entry per closed minute.
+    series = dump[f"{prefix}:series:journeys"]
+    assert len(series) > 1000
+    for entry_id, fields in series:
+        minute_ms = int(entry_id.split("-")[0])
+        label = datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+        hash_fields = expected.hashes[f"{prefix}:minute:journeys:{label}"]
+        assert int(fields["active_customers"]) == hash_fields["active_customers"], label
+
+    for key, value in dump.items():
+        if key.endswith(":conversion_rate"):
+            base = key.removesuffix(":conversion_rate")
+            for field, rate in value.items():
+                sessions = expected.hashes[f"{base}:sessions"][field]
+                conversions = expected.hashes[f"{base}:conversions"][field]
+                assert abs(float(rate) - conversions / sessions) < 1e-6, (key, field)
+
+
+def assert_sessions_exact(archived: list[dict[str, Any]], expected: Figures) -> None:
+    """The archive's sessions table holds every session once, as the definitions give them."""
+    assert sorted((r["session_id"], r["identity"], r["event_count"]) for r in archived) == sorted(
+        (s.sid, s.identity, len(s.events)) for s in expected.session_list
+    )
+
+
+def same_keys(dump: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A Redis dump with its run's prefix taken off the keys, to compare runs."""
+    return {key.removeprefix(prefix): value for key, value in dump.items()}
