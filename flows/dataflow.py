@@ -139,7 +139,12 @@ class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas, list[RedisWrite], bytes
     def on_batch(self, values: list[MinuteDeltas]) -> tuple[Iterable[list[RedisWrite]], bool]:
         """Add the deltas and emit the writes."""
         watermark = self._upstream.heard(max(v.watermark_ms for v in values))
-        return [self.series.apply([v.counts for v in values], watermark)], self.RETAIN
+        open_from = {v.sender: v.open_from_ms for v in values if v.sender}
+        return [self.series.apply([v.counts for v in values], watermark, open_from)], self.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[list[RedisWrite]], bool]:
+        """A bounded input ended: every delta has arrived, close what the watermark allows."""
+        return [self.series.apply([], self._upstream.at_end())], self.RETAIN
 
     def epoch_closed(self) -> None:
         """The watermarks heard in the epoch are safe to act on."""
@@ -235,6 +240,7 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
         objects.extend(self.archive.flush_all() if flush else self.archive.due(now))
         result.archive = objects
         result.upstream_ms = self.journeys.upstream_ms
+        result.open_from_ms = self.journeys.open_from_ms()
         return result
 
     def on_batch(self, values: list[JourneyBatch]) -> tuple[Iterable[JourneyBatchResult], bool]:
@@ -254,6 +260,7 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
         """A bounded input ended (a back-fill): every open session is final and archived."""
+        self.journeys.upstream_ms = max(self.journeys.upstream_ms, self._upstream.at_end())
         result = self.journeys.flush(self._segments)
         return [self._with_archive(result, flush=True)], StatefulBatchLogic.RETAIN
 
@@ -378,7 +385,10 @@ def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tup
     result = item[1]
     if result.figures:
         yield FIGURES, result.figures
-    yield JOURNEYS_PER_MINUTE, MinuteDeltas(result.upstream_ms, result.minutes)
+    yield (
+        JOURNEYS_PER_MINUTE,
+        MinuteDeltas(result.upstream_ms, result.minutes, item[0], result.open_from_ms),
+    )
     if result.pipeline:
         yield PIPELINE, result.pipeline
 

@@ -178,6 +178,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
 
     def on_eof(self) -> tuple[Iterable[OffersOutput], bool]:
         """A bounded input ended (a back-fill): decide every pending offer now, write them all."""
+        self._low_ms = max(self._low_ms, self._upstream.at_end())
         now_ms = int(self._clock() * 1000)
         campaigns = self._campaigns().current()
         result = self.shard.release(campaigns, self._profiles, now_ms, everything=True)

@@ -114,3 +114,8 @@ class UpstreamProgress:
         """Every tag heard so far is safe now."""
         if self._heard > self._safe:
             self._safe = self._heard
+
+    def at_end(self) -> int:
+        """The input ended and every item has arrived: everything heard is safe; return it."""
+        self.epoch_closed()
+        return self._safe

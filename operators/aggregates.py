@@ -8,7 +8,7 @@ shards, so it rewrites the same numbers instead of adding them twice.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import msgspec
@@ -65,6 +65,12 @@ class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
     closed_through_ms: int
     watermark_ms: int = NEVER
     """The senders' watermark the minutes close by (absent before it drove them)."""
+    open_from: dict[str, int] = {}
+    """Per sender, the earliest minute it may still send deltas for (see :class:`MinuteDeltas`)."""
+
+
+OPEN_NONE = 2**62
+"""A sender's ``open_from_ms`` when it holds nothing open."""
 
 
 class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
@@ -73,6 +79,11 @@ class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
 
     watermark_ms: int
     counts: MinuteCounts
+    sender: str = ""
+    open_from_ms: int = OPEN_NONE
+    """For a sender whose deltas for a minute can come long after the watermark passed it (a
+    journeys shard counts a session's start when the session closes): the earliest time it
+    still holds open; the minutes from there on stay open until it moves on."""
 
 
 class MinuteFamily(msgspec.Struct, frozen=True):
@@ -122,17 +133,27 @@ class MinuteSeries:
         self._max_minute_ms = NEVER
         self._closed_through_ms = NEVER
         self._watermark_ms = NEVER
+        self._open_from: dict[str, int] = {}
         if snapshot is not None:
             state = decode_snapshot(snapshot, MinuteSeriesSnapshot, SNAPSHOT_VERSION)
             self.counts = {m: dict(c) for m, c in state.counts.items()}
             self._max_minute_ms = state.max_minute_ms
             self._closed_through_ms = state.closed_through_ms
             self._watermark_ms = state.watermark_ms
+            self._open_from = dict(state.open_from)
 
-    def apply(self, deltas: Iterable[MinuteCounts], watermark_ms: int = NEVER) -> list[RedisWrite]:
-        """Add deltas; move to the senders' watermark; return the writes that make Redis show
+    def apply(
+        self,
+        deltas: Iterable[MinuteCounts],
+        watermark_ms: int = NEVER,
+        open_from: Mapping[str, int] | None = None,
+    ) -> list[RedisWrite]:
+        """Add deltas; move to the senders' watermark and what they hold open (sender → its
+        ``open_from_ms``, see :class:`MinuteDeltas`); return the writes that make Redis show
         the new totals and the minutes that became final."""
         self._watermark_ms = max(self._watermark_ms, watermark_ms)
+        if open_from:
+            self._open_from.update(open_from)
         changed: set[int] = set()
         counts = self.counts
         for delta in deltas:
@@ -158,7 +179,9 @@ class MinuteSeries:
 
     def _close_minutes(self) -> list[RedisWrite]:
         """Minutes that ended before the watermark get their one entry in the stream."""
-        watermark_ms = self._watermark_ms - self._delay_ms
+        watermark_ms = min(
+            self._watermark_ms - self._delay_ms, min(self._open_from.values(), default=OPEN_NONE)
+        )
         closing = sorted(
             m for m in self.counts if self._closed_through_ms < m and m + MINUTE_MS <= watermark_ms
         )
@@ -189,6 +212,7 @@ class MinuteSeries:
                 self._max_minute_ms,
                 self._closed_through_ms,
                 self._watermark_ms,
+                self._open_from,
             )
         )
 

@@ -174,6 +174,8 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     """Objects of the archive's ``sessions`` table to write now (filled by the shim)."""
     upstream_ms: int = -(2**62)
     """The identity shards' watermark the shard had acted on (filled by the shim)."""
+    open_from_ms: int = 2**62
+    """No session starting before this is still open here (filled by the shim)."""
 
 
 class JourneySnapshot(msgspec.Struct, frozen=True):
@@ -211,6 +213,8 @@ class Journeys:
         self._active: dict[int, set[str]] = {}
         self._due: list[tuple[int, str]] = []
         self.upstream_ms = -(2**62)
+        self._open_from_minute: int | None = None
+        self._open_from = 2**62
         self._forgot_below = -(2**62)
         if snapshot is not None:
             state = decode_snapshot(snapshot, JourneySnapshot, SNAPSHOT_VERSION)
@@ -346,7 +350,24 @@ class Journeys:
         figures: FigureDeltas = {}
         minutes: dict[int, dict[str, int]] = {}
         records = self._close(figures, minutes, segments, safe=2**62)
+        self._open_from_minute = None
         return JourneyBatchResult(figures, minutes, records, {})
+
+    def open_from_ms(self) -> int:
+        """A time no open session here starts before: the per-minute session figures of earlier
+        minutes are final as far as this shard goes.
+
+        Looked up once per minute of progress (a pass over the open identities); in between,
+        sessions close (the bound only rises) and new ones start at or after the watermark the
+        per-minute series also waits for, so the value looked up stays a bound.
+        """
+        minute = self.upstream_ms // MINUTE_MS
+        if minute != self._open_from_minute:
+            self._open_from_minute = minute
+            self._open_from = min(
+                (s.events[0].event_ms for s in self.open.values() if s.events), default=2**62
+            )
+        return self._open_from
 
     def _close(
         self,
