@@ -192,6 +192,32 @@ def test_a_conversion_during_the_delay_cancels_the_offer_and_frees_the_cap() -> 
     assert [o.trigger_event_id for o in engine.sent] == ["e2"]
 
 
+def test_a_conversion_in_the_same_batch_as_its_trigger_cancels_whatever_the_order() -> None:
+    # An identity shard's events come grouped by the shard they were decided in, not in time
+    # order: the conversion (01:36) can come before the trigger (01:12) it follows.
+    trigger, conversion = BASE, BASE + timedelta(minutes=24)
+    engine = Engine([loan_campaign(send_delay="6h")])
+    engine.feed(app_event("c1", conversion, "conversion"), atm("e1", trigger))
+    engine.advance(BASE + timedelta(hours=7))
+    assert engine.sent == []
+    assert engine.outcomes("release") == [("loan", "suppressed", "cancelled")]
+
+
+def test_a_conversion_read_a_batch_before_its_trigger_cancels_the_offer() -> None:
+    # The conversion's partition was read first; the trigger arrives in a later batch.
+    engine = Engine([loan_campaign(send_delay="6h")])
+    engine.feed(app_event("c1", BASE + timedelta(minutes=24), "conversion"), low=BASE)
+    engine.feed(atm("e1", BASE), low=BASE)
+    engine.advance(BASE + timedelta(hours=7))
+    assert engine.sent == []
+    assert engine.outcomes("release") == [("loan", "suppressed", "cancelled")]
+    # A conversion before the trigger cancels nothing.
+    engine.feed(app_event("c2", BASE + timedelta(hours=8), "conversion"))
+    engine.feed(atm("e2", BASE + timedelta(hours=8, minutes=1)))
+    engine.advance(BASE + timedelta(hours=30))  # past the send time and the quiet hours
+    assert [o.trigger_event_id for o in engine.sent] == ["e2"]
+
+
 def test_a_conversion_after_the_send_time_does_not_cancel() -> None:
     engine = Engine([loan_campaign()])
     engine.feed(atm("e1", BASE))

@@ -42,6 +42,46 @@ def test_late_events_do_not_move_the_watermark() -> None:
     assert shard.watermark_ms == BASE_MINUTE + 600_000 - 300_000
 
 
+def test_a_partition_far_ahead_neither_makes_the_others_late_nor_forgets_their_ids() -> None:
+    # Partition 1 is read 3 hours ahead; partition 0 still has its events and, 50 minutes
+    # (within the dedupe window) after an event, a repeat of it.
+    shard = Shard(CONFIG)
+    shard.process([arrival("a", 0, partition=0)], {"bank.events#0": 0 + BASE_MINUTE})
+    ahead = BASE_MINUTE + 3 * 3_600_000
+    shard.process([arrival("far", 3 * 3600, partition=1)], {"bank.events#1": ahead})
+    later = shard.process(
+        [arrival("b", 60, offset=1, partition=0), arrival("a", 3000, offset=2, partition=0)],
+        {"bank.events#0": BASE_MINUTE + 3_000_000},
+    )
+    assert later.pipeline == {"valid": 1, "duplicates": 1, "late": 0}
+    # The watermark is partition 0's, less the lateness.
+    assert shard.watermark_ms == BASE_MINUTE + 3_000_000 - 300_000
+
+
+def test_an_idle_partition_stops_holding_the_watermark_until_it_delivers_again() -> None:
+    shard = Shard(CONFIG)
+    shard.process([arrival("a", 0, partition=0)], {"bank.events#0": BASE_MINUTE})
+    shard.process([arrival("b", 600, partition=1)], {"bank.events#1": BASE_MINUTE + 600_000})
+    assert shard.watermark_ms == BASE_MINUTE - 300_000
+    shard.process([], {}, ["bank.events#0"])  # its source: read to the end and quiet
+    assert shard.watermark_ms == BASE_MINUTE + 300_000
+    shard.process([arrival("c", 400, partition=0)], {"bank.events#0": BASE_MINUTE + 400_000})
+    assert shard.watermark_ms == BASE_MINUTE + 100_000
+    # The idle mark is kept in the snapshot.
+    shard.process([], {}, ["bank.events#0"])
+    assert Shard(CONFIG, shard.snapshot()).watermark_ms == BASE_MINUTE + 300_000
+
+
+def test_nothing_is_late_until_every_expected_partition_reported() -> None:
+    config = ShardConfig(300_000, 3_600_000, 1000, input_positions=("p#0", "p#1"))
+    shard = Shard(config)
+    shard.process([arrival("a", 3600)], {"p#0": BASE_MINUTE + 3_600_000})
+    late = shard.process([arrival("b", 0, offset=1)], {"p#0": BASE_MINUTE + 3_600_000})
+    assert late.pipeline["late"] == 0
+    shard.process([], {}, ["p#1"])  # an empty partition, reported idle by its source
+    assert shard.watermark_ms == BASE_MINUTE + 3_300_000
+
+
 def test_ids_older_than_the_dedupe_window_are_forgotten() -> None:
     shard = Shard(ShardConfig(300_000, dedupe_window_ms=600_000, dedupe_max_ids=1000))
     shard.process([arrival(f"e{i}", i * 60) for i in range(30)])
