@@ -75,7 +75,7 @@ def bench_archive(
         )
         console.print(f"running the job with the archive {archive}")
         result = _run_job(settings, archive)
-        _, valid = pipeline_counts(settings)
+        _, valid, _ = pipeline_counts(settings)
         forget(settings)
         if valid != config.event_count:
             console.print(f"[red]the job accepted {valid} of {config.event_count}[/red]")

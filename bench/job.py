@@ -18,6 +18,7 @@ from bytewax.outputs import Sink
 from flows.dataflow import build_flow
 from flows.runner import execute
 from flows.settings import load_settings
+from sources.alignment import ReadAlignment
 from sources.kafka import KafkaEventSource
 
 FIRST_BATCH: list[float] = []
@@ -68,21 +69,33 @@ def run(
     With ``CLICKSTREAM_RECOVERY_DIR`` set, state is snapshotted every epoch as in production.
 
     Returns:
-        ``first`` and ``last`` input batch and ``ended`` (epoch s), ``startup_s``,
+        ``cpu_s`` (every thread, from the start of the dataflow), ``first`` and ``last`` input
+        batch and ``ended`` (epoch s), ``startup_s``,
         ``peak_rss_mb`` and ``max_input_gap_s`` (the longest time between two input batches).
     """
     settings = load_settings()
     source = _TimedKafkaSource(
-        settings.kafka_brokers, settings.events_topics, settings.kafka_batch_size, tail=False
+        settings.kafka_brokers,
+        settings.events_topics,
+        settings.kafka_batch_size,
+        tail=False,
+        idle_s=settings.partition_idle_s,
+        alignment=ReadAlignment(settings.alignment_max_drift_s * 1000),
     )
     flow = build_flow(
-        settings, source, archive_sink=archive_sink, snapshots=settings.recovery_dir is not None
+        settings,
+        source,
+        archive_sink=archive_sink,
+        snapshots=settings.recovery_dir is not None,
+        workers=workers * len(addresses or [""]),
     )
     started = time.time()
+    cpu_started = _cpu_s()
     execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
     ended = time.time()
     first = FIRST_BATCH[0] if FIRST_BATCH else started
     return {
+        "cpu_s": _cpu_s() - cpu_started,
         "first": first,
         "last": LAST_BATCH[0],
         "ended": ended,
@@ -90,6 +103,12 @@ def run(
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "max_input_gap_s": max(INPUT_GAPS, default=0.0),
     }
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process, every thread (user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:

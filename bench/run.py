@@ -1,8 +1,12 @@
 """``python -m bench.run``: produce simulated events into the real local Kafka, run the job over
-them, and report end-to-end events/s and peak RSS.
+them as a backlog, and report end-to-end events/s, CPU per event and peak RSS.
 
-The events are produced before the clock starts; the job is timed from its first consumed
-message to its last flushed output. Each run uses its own topic, Redis prefix and S3 prefix.
+Two traffic profiles: ``day`` (the headline) is a bank's day, 24 hours of event time over the
+daily curve (a quiet night, a busy evening), so a poll spans realistic event time and sessions
+open and close during the run; ``burst`` is the same number of events at 3,000/s of event time
+(minutes), the profile of the earlier results. The events are produced before the clock starts,
+as after a night of downtime; the job is timed from its first consumed message to its last
+flushed output. Each run uses its own topic, Redis prefix and S3 prefix.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +32,8 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter, emit
 
 ROOT = Path(__file__).resolve().parents[1]
+PROFILES = ("day", "burst")
+DAY_START = datetime(2026, 3, 2, tzinfo=UTC)
 console = Console()
 
 
@@ -39,10 +46,21 @@ def bench(
     shards: Annotated[int, typer.Option(help="Shard count.")] = 128,
     customers: Annotated[int, typer.Option(help="Simulated customers.")] = 50_000,
     noise: Annotated[bool, typer.Option(help="2% duplicates, 1% malformed, 1% late.")] = True,
+    profile: Annotated[
+        str, typer.Option(help="'day': 24 h of event time on the daily curve; 'burst': 3,000/s.")
+    ] = "day",
 ) -> None:
     """Run the throughput benchmark once and print the figures."""
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"profile must be one of {', '.join(PROFILES)}, not {profile!r}")
     settings, config = produce(
-        events, partitions, batch_size=batch_size, shards=shards, customers=customers, noise=noise
+        events,
+        partitions,
+        batch_size=batch_size,
+        shards=shards,
+        customers=customers,
+        noise=noise,
+        profile=profile,
     )
     console.print(
         f"running the job ({processes} process(es) x {workers} worker(s), batch {batch_size}, "
@@ -66,20 +84,25 @@ def bench(
         raise typer.Exit(1)
     runs = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
     figures = {
+        "cpu_s": sum(r["cpu_s"] for r in runs),
         "seconds": max(r["ended"] for r in runs) - min(r["first"] for r in runs),
         "peak_rss_mb": sum(r["peak_rss_mb"] for r in runs),
         "startup_s": max(r["startup_s"] for r in runs),
     }
-    messages, valid = pipeline_counts(settings)
+    messages, valid, late = pipeline_counts(settings)
     if valid != config.event_count:
         console.print(f"[red]the job accepted {valid} of {config.event_count}[/red]")
         raise typer.Exit(1)
     report = {
+        "profile": profile,
+        "event_time_span_h": round(config.duration_s / 3600, 2),
         "messages": messages,
         "valid_events": valid,
         "seconds": round(figures["seconds"], 2),
         "messages_per_s": round(messages / figures["seconds"]),
         "events_per_s": round(valid / figures["seconds"]),
+        "cpu_us_per_event": round(figures["cpu_s"] * 1e6 / valid, 1),
+        "late": late,
         "peak_rss_mb": round(figures["peak_rss_mb"]),
         "startup_s": round(figures["startup_s"], 2),
         "processes": processes,
@@ -101,6 +124,7 @@ def produce(
     shards: int = 128,
     customers: int = 50_000,
     noise: bool = True,
+    profile: str = "burst",
 ) -> tuple[Settings, SimulationConfig]:
     """Produce simulated events into a fresh topic; return settings for a job over them.
 
@@ -116,15 +140,19 @@ def produce(
     )
     topic = settings.events_topics[0]
     ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
-    rate = 3000.0
+    # A day: the events spread over 24 hours of event time; a burst: 3,000 a second.
+    rate = events / 86_400 if profile == "day" else 3000.0
     config = SimulationConfig(
         customers=customers,
         rate=rate,
         duration_s=events / rate,
         seed=1,
+        start=DAY_START,
+        daily_curve=profile == "day",
         duplicate_rate=0.02 if noise else 0.0,
         malformed_rate=0.01 if noise else 0.0,
         late_rate=0.01 if noise else 0.0,
+        late_max_s=110.0,
     )
     console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
     produce_started = time.perf_counter()
@@ -134,13 +162,14 @@ def produce(
     return settings, config
 
 
-def pipeline_counts(settings: Settings) -> tuple[int, int]:
-    """(messages read, valid events accepted) by the job, from its pipeline figures."""
+def pipeline_counts(settings: Settings) -> tuple[int, int, int]:
+    """(messages read, valid events accepted, late events) by the job, from its pipeline
+    figures."""
     client = redis.Redis.from_url(settings.redis_url)
     raw: Any = client.hgetall(f"{settings.redis_prefix}:pipeline")
     pipeline = {k.decode(): int(v) for k, v in raw.items()}
     messages = sum(pipeline.get(k, 0) for k in ("valid", "duplicates", "dead_letters"))
-    return messages, pipeline.get("valid", 0)
+    return messages, pipeline.get("valid", 0), pipeline.get("late", 0)
 
 
 def forget(settings: Settings) -> None:
