@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         "no longer holds the watermark back, until it delivers events again.",
     )
     alignment_max_drift_s: int = Field(
-        7200,
+        21_600,
         ge=0,
         description="An input partition read this far (event time, seconds) ahead of the low "
         "watermark pauses until the others catch up, bounding the state a backlog holds; 0 "

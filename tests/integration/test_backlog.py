@@ -183,9 +183,10 @@ def test_a_partition_six_hours_behind_holds_the_watermark_and_loses_nothing_acro
     services: Services, tmp_path: Path
 ) -> None:
     # Partition 3 has only the first 18 hours when the job starts; the rest arrives while it
-    # runs (a producer that was down). It must hold the watermark back, not turn late.
+    # runs (a producer that was down). It must hold the watermark back, not turn late; the
+    # others, read up to 2 hours ahead of it, pause until it catches up.
     settings = services.settings.model_copy(
-        update={"epoch_interval_s": 1.0, "partition_idle_s": 600.0}
+        update={"epoch_interval_s": 1.0, "partition_idle_s": 600.0, "alignment_max_drift_s": 7200}
     )
     topic = settings.events_topics[0]
     ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], PARTITIONS)
