@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from state.contract import Event, cross_field_problem
+from state.contract import APP_CHANNELS, Event, cross_field_problem
 from state.records import Arrival, DeadLetter, RawMessage
 
 STEP_ID = "decode"
@@ -110,7 +110,7 @@ class BatchDecoder:
             customer_id = event.customer_id
             # The common case passes without a call; the full check names what is wrong.
             if (customer_id is None and event.device_id is None) or (
-                event.channel != "core"
+                event.channel in APP_CHANNELS
                 and (
                     event.app is None
                     or event.app_version is None

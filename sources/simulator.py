@@ -389,7 +389,8 @@ def _core_context(customer_id: str) -> bytes:
     return b'"channel":"core","customer_id":' + _encode(customer_id)
 
 
-_ATM_TERMINAL: Final = b'"app":"atm-network","app_version":"3.4.1","os":"atm-os","os_version":"7.2"'
+# ATMs send no app fields (the contract makes them optional outside the app channels); branch
+# tellers' terminals name theirs.
 _BRANCH_TERMINAL: Final = (
     b'"app":"branch-teller","app_version":"12.4.0","os":"Windows","os_version":"11"'
 )
@@ -929,10 +930,7 @@ class _Traffic:
             properties["amount"] = _ATM_AMOUNTS.pick(rng)
             properties["currency"] = "PLN"
             properties["atm_id"] = f"ATM-{1 + _below(rng, 3999):04d}"
-            context = b'"channel":"atm","customer_id":%s,%s' % (
-                _encode(customer_id),
-                _ATM_TERMINAL,
-            )
+            context = b'"channel":"atm","customer_id":' + _encode(customer_id)
         elif kind == "card_payment":
             travels = customer.segment in ("premium", "private")
             if rng.random() < (0.15 if travels else 0.06):

@@ -2,7 +2,8 @@
 
 One JSON object per message. msgspec enforces the types, lengths and the allowed values of
 ``event_type`` and ``channel``; the rules that span fields (an identity is required, app fields
-are required outside ``core``) are checked in :func:`cross_field_problem`.
+are required for the app channels ``mobile`` and ``web``) are checked in
+:func:`cross_field_problem`. ATMs, branches and the core banking system send no app fields.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ Channel = Literal["mobile", "web", "atm", "branch", "core"]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
 APP_FIELDS: tuple[str, ...] = ("app", "app_version", "os", "os_version")
+APP_CHANNELS: frozenset[str] = frozenset({"mobile", "web"})
+"""The channels whose events come from an app, and must say which app, version and OS."""
 SESSION_CHANNELS: frozenset[str] = frozenset({"mobile", "web"})
 
 EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -66,7 +69,7 @@ def cross_field_problem(event: Event) -> str | None:
     """Return a readable reason when ``event`` breaks a rule spanning several fields, else None."""
     if event.customer_id is None and event.device_id is None:
         return "customer_id and device_id are both missing: one of them is required"
-    if event.channel != "core":
+    if event.channel in APP_CHANNELS:
         missing = [name for name in APP_FIELDS if getattr(event, name) is None]
         if missing:
             return f"{', '.join(missing)} required for channel {event.channel!r}"

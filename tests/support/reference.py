@@ -56,7 +56,7 @@ def is_valid(value: bytes) -> bool:
     for name in ("app", "app_version", "os", "os_version", "screen", "element", "form"):
         if event.get(name) is not None and not isinstance(event[name], str):
             return False
-    if event["channel"] != "core" and any(
+    if event["channel"] in ("mobile", "web") and any(
         event.get(name) is None for name in ("app", "app_version", "os", "os_version")
     ):
         return False

@@ -71,11 +71,24 @@ def test_every_channel_of_the_contract_is_accepted(channel: str) -> None:
     assert dead == [] and len(events) == 1
 
 
-def test_core_events_need_no_app_fields() -> None:
+@pytest.mark.parametrize("channel", ["atm", "branch", "core"])
+def test_machine_and_back_office_events_need_no_app_fields(channel: str) -> None:
     events, dead = decode_one(
-        encode(channel="core", app=..., app_version=..., os=..., os_version=..., screen=...)
+        encode(channel=channel, app=..., app_version=..., os=..., os_version=..., screen=...)
     )
     assert dead == [] and len(events) == 1
+    assert events[0].event.app is None and events[0].event.os is None
+
+
+@pytest.mark.parametrize("channel", ["mobile", "web"])
+@pytest.mark.parametrize("field", ["app", "app_version", "os", "os_version"])
+def test_an_app_event_without_an_app_field_is_a_dead_letter_naming_it(
+    channel: str, field: str
+) -> None:
+    events, dead = decode_one(encode(channel=channel, **{field: ...}))
+    assert events == []
+    assert dead[0].error_type == "ContractViolation"
+    assert dead[0].reason == f"{field} required for channel {channel!r}"
 
 
 def test_a_logged_in_event_needs_no_device() -> None:
