@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,9 +46,53 @@ def sync() -> None:
     run(load_settings(), "sync")
 
 
+class ReportFormat(StrEnum):
+    """How a report is printed."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _plain(value: Any) -> Any:
+    """A value as CSV and JSON take it: dates as ISO text, decimals as numbers."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def report_table(name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A report as a rich table: on a narrow terminal headers and cells fold onto more lines,
+    never cut short."""
+    table = Table(title=name)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
+
+
+def report_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: ReportFormat) -> str:
+    """A report as CSV (a header line, then a line per row) or JSON (a list of objects)."""
+    if fmt is ReportFormat.csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([[_plain(v) for v in row] for row in rows])
+        return out.getvalue()
+    return json.dumps([{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows])
+
+
 @trino_app.command("report")
-def report(name: Annotated[str, typer.Argument(help="A report of sql/reports/.")]) -> None:
-    """Run a report and print it as a table."""
+def report(
+    name: Annotated[str, typer.Argument(help="A report of sql/reports/.")],
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", help="A table to read, or CSV / JSON to process.")
+    ] = ReportFormat.table,
+) -> None:
+    """Run a report and print it."""
     from flows.settings import load_settings
     from flows.trino_sql import reports, run
 
@@ -49,9 +100,7 @@ def report(name: Annotated[str, typer.Argument(help="A report of sql/reports/.")
         console.print(f"[red]unknown report {name!r}[/red]; reports: {', '.join(reports())}")
         raise typer.Exit(2)
     columns, rows = run(load_settings(), f"reports/{name}")
-    table = Table(title=name)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(v) for v in row))
-    console.print(table)
+    if fmt is ReportFormat.table:
+        console.print(report_table(name, columns, rows))
+    else:
+        typer.echo(report_text(columns, rows, fmt), nl=fmt is ReportFormat.json)
