@@ -160,6 +160,9 @@ class SessionRecord(msgspec.Struct, frozen=True, gc=False):
     app_version: str | None
     channel: str
     segment: str
+    event_ids: tuple[str, ...] = ()
+    """Every event of the session, in order: the archive's event → session mapping (empty in
+    records archived before it was kept)."""
 
 
 class JourneyBatchResult(msgspec.Struct, gc=False):
@@ -561,6 +564,7 @@ class SessionTally:
             app_version=first.app_version,
             channel=first.channel,
             segment=segment,
+            event_ids=tuple([e.event_id for e in events]),
         )
         self._count(record, first, path, clicks, started, submitted, events)
         return record

@@ -125,6 +125,7 @@ SESSIONS_SCHEMA = pa.schema(
         ("app_version", pa.string()),
         ("channel", pa.string()),
         ("segment", pa.string()),
+        ("event_ids", STRINGS),
     ]
 )
 _SESSION_FIELDS = {

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS {catalog}.{schema}.sessions (
     app_version varchar,
     channel varchar,
     segment varchar,
+    event_ids array(varchar),
     dt varchar,
     hour varchar
 )
@@ -87,15 +88,12 @@ WITH (
     partitioned_by = ARRAY['dt', 'hour']
 );
 
--- Every app event with its final session and identity: an event belongs to the session of its
--- customer (or, while anonymous, of a session that includes its device) whose time span holds
--- it. Business events (ATM, branch, core) belong to no session.
+-- Every app event with its final session and identity: each closed session lists its events
+-- (event_ids), so the view is an equi-join on event_id that any engine runs as a hash join.
+-- Business events (ATM, branch, core) belong to no session.
 CREATE OR REPLACE VIEW {catalog}.{schema}.event_sessions AS
 SELECT e.event_id, e.event_time, e.event_type, e.customer_id, e.device_id, e.screen,
        e.element, e.form, s.session_id, s.identity, s.segment, e.dt, e.hour
-FROM {catalog}.{schema}.events AS e
-JOIN {catalog}.{schema}.sessions AS s
-  ON e.event_time BETWEEN s.start_time AND s.end_time
- AND (e.customer_id = s.customer_id
-      OR (e.customer_id IS NULL AND contains(s.devices, e.device_id)))
-WHERE e.channel IN ('mobile', 'web');
+FROM {catalog}.{schema}.sessions AS s
+CROSS JOIN UNNEST(s.event_ids) AS member(event_id)
+JOIN {catalog}.{schema}.events AS e ON e.event_id = member.event_id;

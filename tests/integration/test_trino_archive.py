@@ -71,8 +71,11 @@ def test_reports_on_trino_match_the_definitions(services: Services, tmp_path: Pa
     cursor.execute(
         f"SELECT session_id, event_id FROM {settings.trino_catalog}.{schema}.event_sessions"
     )
+    pairs = cursor.fetchall()
+    # Each app event in exactly one session, and the grouping is the definitions'.
+    assert len({event_id for _, event_id in pairs}) == len(pairs)
     mapped: dict[str, set[str]] = {}
-    for session_id, event_id in cursor.fetchall():
+    for session_id, event_id in pairs:
         mapped.setdefault(session_id, set()).add(event_id)
     assert mapped == {s.sid: {e.event_id for e in s.events} for s in reference.session_list}
 
