@@ -215,6 +215,8 @@ class Journeys:
         self._closed_end: dict[str, int] = {}
         self._active: dict[int, set[str]] = {}
         self._due: list[tuple[int, str]] = []
+        self._due_at: dict[str, int] = {}
+        """Identity → when its earliest open session may close (its live entry in the heap)."""
         self.upstream_ms = -(2**62)
         self._open_from_minute: int | None = None
         self._open_from = 2**62
@@ -229,8 +231,9 @@ class Journeys:
             self._closed_end = dict(state.closed_end)
             self._active = {m: set(ids) for m, ids in state.active_minutes.items()}
             self.upstream_ms = state.upstream_ms
-            self._due = [(s.events[-1].event_ms + config.gap_ms, i) for i, s in self.open.items()]
-            heapq.heapify(self._due)
+            for identity, sessions in self.open.items():
+                if sessions.events:
+                    self._schedule(identity, sessions.first_end_ms() + config.gap_ms)
 
     @property
     def safe_ms(self) -> int:
@@ -262,6 +265,7 @@ class Journeys:
         active = self._active
         open_sessions = self.open
         closed_ends = self._closed_end
+        due_at = self._due_at
         # Counted per batch, then turned into keys once per distinct value.
         cross_sections: list[CrossSection] = []
         screens: list[tuple[int, str]] = []
@@ -301,9 +305,12 @@ class Journeys:
             if sessions is None:
                 open_sessions[identity] = IdentitySessions(identity, gap, [event])
                 # One entry per open identity; a later event moves its due time lazily.
-                heapq.heappush(self._due, (event_ms + gap, identity))
+                self._schedule(identity, event_ms + gap)
             else:
                 sessions.add_one(event)
+                if event_ms + gap < due_at.get(identity, 2**62):
+                    # An older event (stitched late) may end an earlier session: sooner.
+                    self._schedule(identity, event_ms + gap)
         self.newest_ms = newest
         self.upstream_ms = upstream
         minutes: dict[int, dict[str, int]] = {}
@@ -382,20 +389,26 @@ class Journeys:
         safe = self.safe_ms if safe is None else safe
         gap = self._config.gap_ms
         closed: list[ClosedSession] = []
+        # Each identity's earliest session closes as soon as the watermark is past its end by
+        # the gap, whatever later events of the identity have arrived by then: the moment it
+        # closes (and so the archive object it lands in) depends on the input, not on timing.
         while self._due and self._due[0][0] < safe:
             due, identity = heapq.heappop(self._due)
+            if self._due_at.get(identity) != due:
+                continue  # replaced by a newer entry
+            del self._due_at[identity]
             sessions = self.open.get(identity)
             if sessions is None:
                 continue
-            current = sessions.events[-1].event_ms + gap
+            current = sessions.first_end_ms() + gap
             if current > due:
-                heapq.heappush(self._due, (current, identity))  # it had later events
+                self._schedule(identity, current)  # its first session grew
                 continue
             for session in sessions.close(safe):
                 closed.append(session)
                 self._closed_end[identity] = session.end_ms
             if sessions.events:
-                heapq.heappush(self._due, (sessions.events[-1].event_ms + gap, identity))
+                self._schedule(identity, sessions.first_end_ms() + gap)
             else:
                 del self.open[identity]
         self._forget(min(safe, self.safe_ms))
@@ -407,6 +420,12 @@ class Journeys:
         records = [tally.add(s, segment_of.get(s.identity, UNKNOWN)) for s in closed]
         tally.into(figures, minutes, self._prefix)
         return records
+
+    def _schedule(self, identity: str, when: int) -> None:
+        """Look at ``identity``'s earliest session again when the watermark passes ``when``."""
+        if self._due_at.get(identity) != when:
+            self._due_at[identity] = when
+            heapq.heappush(self._due, (when, identity))
 
     def _forget(self, safe: int) -> None:
         """Free what no future event can touch: idle identities' last session ends, minutes.

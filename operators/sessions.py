@@ -93,6 +93,17 @@ class IdentitySessions:
         else:
             bisect.insort(events, event)
 
+    def first_end_ms(self) -> int:
+        """The last event time of the earliest open session (its events up to the first gap)."""
+        events = self.events
+        gap = self.gap_ms
+        previous = events[0].event_ms
+        for event in itertools.islice(events, 1, None):
+            if event.event_ms - previous > gap:
+                break
+            previous = event.event_ms
+        return previous
+
     def close(self, safe_ms: int) -> list[ClosedSession]:
         """Close the sessions that no event at or after ``safe_ms`` can still join.
 
