@@ -368,9 +368,10 @@ def _route_aggregates(
         # Every result, counts or not: the series closes its minutes by the watermark.
         yield EVENTS_PER_MINUTE, MinuteDeltas(result.watermark_ms, result.minute_counts)
         if result.watermark_ms > NEVER:
-            # How far every input partition has got, for the pipeline-health figures.
-            yield PIPELINE, {LOW_WATERMARK: result.watermark_ms + lateness_ms}
-        yield PIPELINE, result.pipeline
+            # With how far every input partition has got, for the pipeline-health figures.
+            yield PIPELINE, {**result.pipeline, LOW_WATERMARK: result.watermark_ms + lateness_ms}
+        else:
+            yield PIPELINE, result.pipeline
 
     return route
 

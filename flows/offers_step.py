@@ -29,6 +29,7 @@ from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
 from operators.aggregates import MinuteDeltas
+from operators.clock import NEVER
 from operators.offer_archive import OfferArchive, offer_rows
 from operators.shard_state import ShardBatchResult
 from operators.totals import FigureDeltas
@@ -63,7 +64,7 @@ class OffersOutput(msgspec.Struct, gc=False):
 
     result: OffersResult
     archive: list[ArchiveObject]
-    low_ms: int = -(2**62)
+    low_ms: int = NEVER
     """How far every input partition had got (event time) when the shard acted."""
 
 
@@ -150,7 +151,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         self._profiles = profiles
         self._clock = clock
         self._shard_name = ""
-        self._low_ms = -(2**62)
+        self._low_ms = NEVER
         self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
         if archive is not None and resumed:
             archive.mark_all_dirty(clock())

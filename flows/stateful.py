@@ -15,6 +15,8 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
+from operators.clock import NEVER
+
 V = TypeVar("V")
 W = TypeVar("W")
 
@@ -99,8 +101,8 @@ class UpstreamProgress:
     def __init__(self, *, wait_for_epoch: bool) -> None:
         """Create the tracker; ``wait_for_epoch`` when the job runs on several workers."""
         self._wait = wait_for_epoch
-        self._heard = -(2**62)
-        self._safe = -(2**62)
+        self._heard = NEVER
+        self._safe = NEVER
 
     def heard(self, watermark_ms: int) -> int:
         """Note a tag; return the watermark safe to act on now."""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from operators.clock import NEVER
+from operators.clock import ENDLESS, NEVER
 from operators.shard_state import LOW_WATERMARK, MINUTE_MS, MinuteCounts
 from state.contract import EVENT_TYPES
 from state.records import HashWrite, RedisWrite, StreamEntry
@@ -69,10 +69,6 @@ class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
     """Per sender, the earliest minute it may still send deltas for (see :class:`MinuteDeltas`)."""
 
 
-OPEN_NONE = 2**62
-"""A sender's ``open_from_ms`` when it holds nothing open."""
-
-
 class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
     """One sender's per-minute deltas, and its watermark: no later delta of its will be for a
     minute that ended before ``watermark_ms`` less the series' delay."""
@@ -80,7 +76,7 @@ class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
     watermark_ms: int
     counts: MinuteCounts
     sender: str = ""
-    open_from_ms: int = OPEN_NONE
+    open_from_ms: int = ENDLESS
     """For a sender whose deltas for a minute can come long after the watermark passed it (a
     journeys shard counts a session's start when the session closes): the earliest time it
     still holds open; the minutes from there on stay open until it moves on."""
@@ -180,7 +176,7 @@ class MinuteSeries:
     def _close_minutes(self) -> list[RedisWrite]:
         """Minutes that ended before the watermark get their one entry in the stream."""
         watermark_ms = min(
-            self._watermark_ms - self._delay_ms, min(self._open_from.values(), default=OPEN_NONE)
+            self._watermark_ms - self._delay_ms, min(self._open_from.values(), default=ENDLESS)
         )
         closing = sorted(
             m for m in self.counts if self._closed_through_ms < m and m + MINUTE_MS <= watermark_ms

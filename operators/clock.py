@@ -20,6 +20,8 @@ from collections.abc import Iterable
 
 NEVER = -(2**62)
 """An event time before any event: no progress yet."""
+ENDLESS = 2**62
+"""An event time after any event: nothing held open, or everything may close."""
 
 
 class PartitionClock:

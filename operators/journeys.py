@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from operators.clock import ENDLESS, NEVER
 from operators.identity import DEVICE_PREFIX, device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
@@ -175,9 +176,9 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     pipeline: dict[str, int]
     archive: list[ArchiveObject] = []
     """Objects of the archive's ``sessions`` table to write now (filled by the shim)."""
-    upstream_ms: int = -(2**62)
+    upstream_ms: int = NEVER
     """The identity shards' watermark the shard had acted on (filled by the shim)."""
-    open_from_ms: int = 2**62
+    open_from_ms: int = ENDLESS
     """No session starting before this is still open here (filled by the shim)."""
 
 
@@ -210,17 +211,17 @@ class Journeys:
         """Create the shard, empty or from a snapshot."""
         self._config = config
         self._prefix = config.prefix
-        self.newest_ms = -(2**62)
+        self.newest_ms = NEVER
         self.open: dict[str, IdentitySessions] = {}
         self._closed_end: dict[str, int] = {}
         self._active: dict[int, set[str]] = {}
         self._due: list[tuple[int, str]] = []
         self._due_at: dict[str, int] = {}
         """Identity → when its earliest open session may close (its live entry in the heap)."""
-        self.upstream_ms = -(2**62)
+        self.upstream_ms = NEVER
         self._open_from_minute: int | None = None
-        self._open_from = 2**62
-        self._forgot_below = -(2**62)
+        self._open_from = ENDLESS
+        self._forgot_below = NEVER
         if snapshot is not None:
             state = decode_snapshot(snapshot, JourneySnapshot, SNAPSHOT_VERSION)
             self.newest_ms = state.newest_ms
@@ -306,11 +307,9 @@ class Journeys:
                 open_sessions[identity] = IdentitySessions(identity, gap, [event])
                 # One entry per open identity; a later event moves its due time lazily.
                 self._schedule(identity, event_ms + gap)
-            else:
-                sessions.add_one(event)
-                if event_ms + gap < due_at.get(identity, 2**62):
-                    # An older event (stitched late) may end an earlier session: sooner.
-                    self._schedule(identity, event_ms + gap)
+            elif sessions.add_one(event) and event_ms + gap < due_at.get(identity, ENDLESS):
+                # An older event (stitched late) may end an earlier session: sooner.
+                self._schedule(identity, event_ms + gap)
         self.newest_ms = newest
         self.upstream_ms = upstream
         minutes: dict[int, dict[str, int]] = {}
@@ -359,7 +358,7 @@ class Journeys:
         """At the end of a bounded input: close every open session."""
         figures: FigureDeltas = {}
         minutes: dict[int, dict[str, int]] = {}
-        records = self._close(figures, minutes, segments, safe=2**62)
+        records = self._close(figures, minutes, segments, safe=ENDLESS)
         self._open_from_minute = None
         return JourneyBatchResult(figures, minutes, records, {})
 
@@ -375,7 +374,7 @@ class Journeys:
         if minute != self._open_from_minute:
             self._open_from_minute = minute
             self._open_from = min(
-                (s.events[0].event_ms for s in self.open.values() if s.events), default=2**62
+                (s.events[0].event_ms for s in self.open.values() if s.events), default=ENDLESS
             )
         return self._open_from
 

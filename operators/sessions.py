@@ -85,13 +85,15 @@ class IdentitySessions:
         for event in events:
             bisect.insort(self.events, event)
 
-    def add_one(self, event: SessionEvent) -> None:
-        """Add one event (appended when it is the newest, as it mostly is)."""
+    def add_one(self, event: SessionEvent) -> bool:
+        """Add one event (appended when it is the newest, as it mostly is); return whether it
+        went in before the newest (it may have started or ended an earlier session)."""
         events = self.events
         if event > events[-1]:
             events.append(event)
-        else:
-            bisect.insort(events, event)
+            return False
+        bisect.insort(events, event)
+        return True
 
     def first_end_ms(self) -> int:
         """The last event time of the earliest open session (its events up to the first gap)."""
