@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 import bytewax.operators as op
@@ -28,6 +27,12 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
+from flows.archive_steps import (
+    ArchiveLogic,
+    hour_archive_logic,
+    refuse_archive_in_shard,
+    table_rows,
+)
 from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
@@ -44,14 +49,16 @@ from operators.aggregates import (
 from operators.archive import ArchiveBuffer
 from operators.clock import NEVER
 from operators.decode import BatchDecoder, shard_name
+from operators.hour_groups import TableRows
 from operators.journeys import (
     RATIOS,
     JourneyBatchResult,
     JourneyConfig,
     Journeys,
     SegmentLookup,
+    SessionRecord,
 )
-from operators.session_archive import SessionArchive
+from operators.session_archive import SESSIONS_TABLE, SessionArchive
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
     LOW_WATERMARK,
@@ -61,7 +68,6 @@ from operators.shard_state import (
     ShardBatchResult,
     ShardConfig,
     ShardInput,
-    journey_shard_name,
 )
 from operators.totals import FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
@@ -79,7 +85,8 @@ Clock = Callable[[], float]
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
 # Version 1 was the journeys state alone, before closed sessions were archived from it.
-JOURNEYS_SNAPSHOT_VERSION = 2
+# Version 2 held the shard's closed sessions for the archive too (see refuse_archive_in_shard).
+JOURNEYS_SNAPSHOT_VERSION = 3
 JOURNEYS_PER_MINUTE = "journeys_per_minute"
 
 
@@ -172,73 +179,22 @@ class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], b
         return self.totals.snapshot()
 
 
-class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]):
-    """Bytewax shim around :class:`~operators.archive.ArchiveBuffer` (one per input partition)."""
-
-    def __init__(self, buffer: ArchiveBuffer, clock: Clock, resumed: bool) -> None:
-        """Wrap a buffer; after a resume every open chunk is rewritten."""
-        self.buffer = buffer
-        self._clock = clock
-        if resumed:
-            buffer.mark_all_dirty(clock())
-
-    def on_batch(self, values: list[list[Arrival]]) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """Buffer the rows; emit objects that are complete or due."""
-        now = self._clock()
-        objects = self.buffer.add((row for rows in values for row in rows), now)
-        objects.extend(self.buffer.due(now))
-        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
-
-    def on_notify(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """Write open chunks whose rows reached the maximum age."""
-        objects = self.buffer.due(self._clock())
-        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """The input ended (a back-fill or a bounded run): write everything open."""
-        objects = self.buffer.flush_all()
-        return ([objects] if objects else []), StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        """When the oldest unwritten rows become due."""
-        due = self.buffer.next_due()
-        return None if due is None else datetime.fromtimestamp(due, UTC)
-
-    def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        return self.buffer.snapshot()
-
-
 class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes]):
-    """Bytewax shim around :class:`~operators.journeys.Journeys` and its session archive."""
+    """Bytewax shim around :class:`~operators.journeys.Journeys`."""
 
     def __init__(
         self,
         journeys: Journeys,
-        archive: SessionArchive,
         segments: SegmentLookup,
-        shard_of: Callable[[str], str],
-        clock: Clock,
-        resumed: bool,
         upstream: UpstreamProgress | None = None,
     ) -> None:
-        """Wrap a journeys shard, its closed-session buffer and the segment lookup;
-        ``upstream`` says when the identity shards' watermark may be acted on."""
+        """Wrap a journeys shard and the segment lookup; ``upstream`` says when the identity
+        shards' watermark may be acted on."""
         self.journeys = journeys
-        self.archive = archive
         self._segments = segments
-        self._shard_of = shard_of
-        self._clock = clock
         self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
-        if resumed:
-            archive.mark_all_dirty(clock())
 
-    def _with_archive(self, result: JourneyBatchResult, flush: bool) -> JourneyBatchResult:
-        now = self._clock()
-        shard = self._shard_of(result.sessions[0].identity) if result.sessions else ""
-        objects = self.archive.add(result.sessions, shard, self.journeys.upstream_ms, now)
-        objects.extend(self.archive.flush_all() if flush else self.archive.due(now))
-        result.archive = objects
+    def _stamped(self, result: JourneyBatchResult) -> JourneyBatchResult:
         result.upstream_ms = self.journeys.upstream_ms
         result.open_from_ms = self.journeys.open_from_ms()
         return result
@@ -251,70 +207,53 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
             items = [item for batch in values for item in batch.items]
         watermark = self._upstream.heard(max(batch.watermark_ms for batch in values))
         result = self.journeys.process(items, self._segments, watermark)
-        return [self._with_archive(result, flush=False)], StatefulBatchLogic.RETAIN
-
-    def on_notify(self) -> tuple[Iterable[JourneyBatchResult], bool]:
-        """Write session groups whose sessions reached the maximum age."""
-        objects = self.archive.due(self._clock())
-        return [JourneyBatchResult({}, {}, [], {}, objects)] if objects else [], self.RETAIN
+        return [self._stamped(result)], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
-        """A bounded input ended (a back-fill): every open session is final and archived."""
+        """A bounded input ended (a back-fill): every open session is final."""
         self.journeys.upstream_ms = max(self.journeys.upstream_ms, self._upstream.at_end())
         result = self.journeys.flush(self._segments)
-        return [self._with_archive(result, flush=True)], StatefulBatchLogic.RETAIN
-
-    def notify_at(self) -> datetime | None:
-        """When the oldest unwritten sessions become due."""
-        due = self.archive.next_due()
-        return None if due is None else datetime.fromtimestamp(due, UTC)
+        return [self._stamped(result)], StatefulBatchLogic.RETAIN
 
     def epoch_closed(self) -> None:
         """The watermarks heard in the epoch are safe to act on."""
         self._upstream.epoch_closed()
 
     def snapshot(self) -> bytes:
-        """Both states, versioned msgpack bytes each."""
+        """Versioned msgpack bytes."""
         self.epoch_closed()
         return encode_snapshot(
-            JourneysLogicSnapshot(
-                JOURNEYS_SNAPSHOT_VERSION, self.journeys.snapshot(), self.archive.snapshot()
-            )
+            JourneysLogicSnapshot(JOURNEYS_SNAPSHOT_VERSION, self.journeys.snapshot())
         )
 
 
 class JourneysLogicSnapshot(msgspec.Struct, frozen=True):
-    """The journeys shard and its closed-session buffer."""
+    """The journeys shard's state."""
 
     version: int
     journeys: bytes
-    archive: bytes
+
+
+def _journeys_migration(version: int, snapshot: bytes) -> JourneysLogicSnapshot:
+    raise refuse_archive_in_shard("journeys", version)
 
 
 def _journeys_logic(
     resume: bytes | None,
     config: JourneyConfig,
-    settings: Settings,
     segments: SegmentLookup,
-    clock: Clock,
     wait_for_epoch: bool,
 ) -> JourneysLogic:
     state = (
-        decode_snapshot(resume, JourneysLogicSnapshot, JOURNEYS_SNAPSHOT_VERSION)
+        decode_snapshot(
+            resume, JourneysLogicSnapshot, JOURNEYS_SNAPSHOT_VERSION, _journeys_migration
+        )
         if resume is not None
         else None
     )
     return JourneysLogic(
         Journeys(config, state.journeys if state else None),
-        SessionArchive(
-            settings.archive_max_age_s,
-            SESSION_RETIRE_MS,
-            state.archive if state else None,
-        ),
         segments,
-        lambda identity: journey_shard_name(identity, settings.shard_count),
-        clock,
-        resumed=state is not None,
         upstream=UpstreamProgress(wait_for_epoch=wait_for_epoch),
     )
 
@@ -394,11 +333,24 @@ def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tup
         yield PIPELINE, result.pipeline
 
 
-def _route_session_archive(
-    item: tuple[str, JourneyBatchResult],
-) -> Iterable[tuple[str, list[ArchiveObject]]]:
-    if item[1].archive:
-        yield item[0], item[1].archive
+def _route_sessions(parts: int) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[Any]]:
+    def route(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, TableRows]]:
+        result = item[1]
+        return table_rows(
+            SESSIONS_TABLE,
+            parts,
+            item[0],
+            result.upstream_ms,
+            list(result.sessions),
+            _session_id,
+            result.open_from_ms,
+        )
+
+    return route
+
+
+def _session_id(record: SessionRecord) -> str:
+    return record.session_id
 
 
 def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, list[Arrival]]]:
@@ -493,9 +445,7 @@ def build_flow(
     journey_out = stateful_batch(
         "journeys",
         op.flat_map("journey_events", shard_out, _route_journeys),
-        lambda resume: _journeys_logic(
-            resume, journey_config, settings, lookup, clock, wait_for_epoch
-        ),
+        lambda resume: _journeys_logic(resume, journey_config, lookup, wait_for_epoch),
         snapshots=snapshots,
     )
     journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
@@ -614,7 +564,17 @@ def build_flow(
         ),
         snapshots=snapshots,
     )
-    session_objects = op.flat_map("session_objects", journey_out, _route_session_archive)
+    session_objects = stateful_batch(
+        "sessions_archive",
+        op.flat_map("session_rows", journey_out, _route_sessions(settings.archive_table_parts)),
+        lambda resume: hour_archive_logic(
+            resume,
+            lambda groups: SessionArchive(settings.archive_max_age_s, SESSION_RETIRE_MS, groups),
+            clock,
+            wait_for_epoch=wait_for_epoch,
+        ),
+        snapshots=snapshots,
+    )
     op.output(
         "archive",
         op.merge("all_archive_objects", objects, session_objects, *offer_objects),

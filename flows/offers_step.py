@@ -5,7 +5,7 @@
                ├─ Decision      → <offer decisions topic>   (key: customer id)
                ├─ day figures   → figures (Totals)          → Redis
                ├─ per minute    → offers_by_minute          → Redis
-               └─ decisions by trigger hour (in the step's state) → archive ``offers`` table
+               └─ decisions as rows → offers_archive (by trigger hour) → archive ``offers`` table
 
 The campaigns are read by one :class:`~offers.loader.CampaignRegistry` per process, shared by
 its shards, and re-read when a file changes. Profiles come from the customer store in Redis.
@@ -24,13 +24,15 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
+from flows.archive_steps import hour_archive_logic, refuse_archive_in_shard, table_rows
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
 from operators.aggregates import MinuteDeltas
 from operators.clock import NEVER
-from operators.offer_archive import OfferArchive, offer_rows
+from operators.hour_groups import TableRows
+from operators.offer_archive import OFFERS_TABLE, OfferArchive, OfferRow, offer_rows
 from operators.shard_state import ShardBatchResult
 from operators.totals import FigureDeltas
 from state.customer_store import CustomerProfile
@@ -44,8 +46,9 @@ OFFERS_PER_MINUTE = "offers_per_minute"
 # matched in it is released; after OFFER_MAX_HOLD_MS even if some are not.
 OFFER_RETIRE_MS = 3 * 3600_000
 OFFER_MAX_HOLD_MS = 48 * 3600_000
-# Version 1 was the engine's state alone, before decisions were archived from this step.
-OFFERS_SNAPSHOT_VERSION = 2
+# Version 1 was the engine's state alone, before decisions were archived; version 2 held the
+# shard's decisions for the archive too (see refuse_archive_in_shard).
+OFFERS_SNAPSHOT_VERSION = 3
 _encode = msgspec.json.Encoder().encode
 
 
@@ -55,36 +58,34 @@ class OffersBatch(msgspec.Struct, frozen=True, gc=False):
     low_ms: int
     """How far every input partition has got (event time)."""
     arrivals: list[Arrival]
-    shard: str = ""
-    """The offers shard's key (names its archive objects)."""
 
 
 class OffersOutput(msgspec.Struct, gc=False):
-    """What one activation of an offers shard produced: decisions, and archive objects."""
+    """What one activation of an offers shard produced."""
 
     result: OffersResult
-    archive: list[ArchiveObject]
     low_ms: int = NEVER
     """How far every input partition had got (event time) when the shard acted."""
 
 
 class OffersLogicSnapshot(msgspec.Struct, frozen=True):
-    """The engine's state and its decisions waiting to be archived (versioned bytes each)."""
+    """The engine's state (versioned bytes)."""
 
     version: int
     offers: bytes
-    archive: bytes | None
 
 
 def _migrate(version: int, snapshot: bytes) -> OffersLogicSnapshot:
     """Version 1 was the engine's snapshot itself: its decisions were not archived."""
+    if version == 2:
+        raise refuse_archive_in_shard("offers", version)
     if version != 1:
         msg = (
             f"OffersLogicSnapshot version {version!r} cannot be restored "
             f"(this code reads 1 and {OFFERS_SNAPSHOT_VERSION})"
         )
         raise SnapshotVersionError(msg)
-    return OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, snapshot, None)
+    return OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, snapshot)
 
 
 def offers_config(settings: Settings) -> OffersConfig:
@@ -134,27 +135,19 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         campaigns: Callable[[], CampaignRegistry],
         profiles: ProfileLookup,
         clock: Clock,
-        archive: OfferArchive | None = None,
         *,
-        resumed: bool = False,
         upstream: UpstreamProgress | None = None,
     ) -> None:
         """Wrap a shard with the process's campaigns, the profile lookup and the wall clock.
 
-        ``archive`` buffers the decisions for the archive's ``offers`` table (None: not
-        archived); after a resume every group it holds is rewritten. ``upstream`` says when the
-        input's progress may be acted on (releases by event time).
+        ``upstream`` says when the input's progress may be acted on (releases by event time).
         """
         self.shard = shard
-        self.archive = archive
         self._campaigns = campaigns
         self._profiles = profiles
         self._clock = clock
-        self._shard_name = ""
         self._low_ms = NEVER
         self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
-        if archive is not None and resumed:
-            archive.mark_all_dirty(clock())
 
     def on_batch(self, values: list[OffersBatch]) -> tuple[Iterable[OffersOutput], bool]:
         """Decide on the customers' events; release what is due."""
@@ -164,7 +157,6 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
             arrivals = [a for batch in values for a in batch.arrivals]
         low_ms = self._upstream.heard(max(batch.low_ms for batch in values))
         self._low_ms = max(self._low_ms, low_ms)
-        self._shard_name = values[0].shard or self._shard_name
         now_ms = int(self._clock() * 1000)
         result = self.shard.process(
             arrivals, self._campaigns().current(), self._profiles, low_ms, now_ms
@@ -178,32 +170,22 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         return self._output(result), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[OffersOutput], bool]:
-        """A bounded input ended (a back-fill): decide every pending offer now, write them all."""
+        """A bounded input ended (a back-fill): decide every pending offer now."""
         self._low_ms = max(self._low_ms, self._upstream.at_end())
         now_ms = int(self._clock() * 1000)
         campaigns = self._campaigns().current()
         result = self.shard.release(campaigns, self._profiles, now_ms, everything=True)
-        return self._output(result, flush=True), StatefulBatchLogic.RETAIN
+        return self._output(result), StatefulBatchLogic.RETAIN
 
-    def _output(self, result: OffersResult, *, flush: bool = False) -> list[OffersOutput]:
-        objects: list[ArchiveObject] = []
-        archive = self.archive
-        if archive is not None:
-            now = self._clock()
-            rows = offer_rows(result.decisions, result.offers)
-            objects = archive.add(rows, _object_name(self._shard_name), self._low_ms, now)
-            objects.extend(archive.flush_all() if flush else archive.due(now))
-        if result.decisions or result.offers or objects:
-            return [OffersOutput(result, objects, self._low_ms)]
+    def _output(self, result: OffersResult) -> list[OffersOutput]:
+        if result.decisions or result.offers:
+            return [OffersOutput(result, self._low_ms)]
         return []
 
     def notify_at(self) -> datetime | None:
-        """When the earliest pending offer is due, or decisions are to be written."""
+        """When the earliest pending offer is due (wall clock)."""
         due = self.shard.next_wall_due_ms()
-        wall = None if due is None else due / 1000
-        write = self.archive.next_due() if self.archive is not None else None
-        soonest = min((t for t in (wall, write) if t is not None), default=None)
-        return None if soonest is None else datetime.fromtimestamp(soonest, UTC)
+        return None if due is None else datetime.fromtimestamp(due / 1000, UTC)
 
     def epoch_closed(self) -> None:
         """The progress heard in the epoch is safe to act on."""
@@ -212,15 +194,7 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
         self.epoch_closed()
-        archive = self.archive.snapshot() if self.archive is not None else None
-        return encode_snapshot(
-            OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, self.shard.snapshot(), archive)
-        )
-
-
-def _object_name(shard: str) -> str:
-    """``offers-NNNN`` for the offers shard keyed ``journey-NNNN`` (customer shards)."""
-    return f"offers-{shard.rsplit('-', 1)[-1]}" if shard else ""
+        return encode_snapshot(OffersLogicSnapshot(OFFERS_SNAPSHOT_VERSION, self.shard.snapshot()))
 
 
 def offers_logic(
@@ -239,19 +213,11 @@ def offers_logic(
         if resume is not None
         else None
     )
-    archive = OfferArchive(
-        settings.archive_max_age_s,
-        OFFER_RETIRE_MS,
-        OFFER_MAX_HOLD_MS,
-        state.archive if state is not None else None,
-    )
     return OffersLogic(
         OffersShard(config, state.offers if state is not None else None),
         campaigns,
         profiles,
         clock,
-        archive,
-        resumed=state is not None,
         upstream=UpstreamProgress(wait_for_epoch=wait_for_epoch),
     )
 
@@ -263,7 +229,7 @@ def _route(
         result = item[1]
         low_ms = result.watermark_ms + lateness_ms
         for name, arrivals in result.offers.items():
-            yield name, OffersBatch(low_ms, arrivals, name)
+            yield name, OffersBatch(low_ms, arrivals)
 
     return route
 
@@ -290,9 +256,17 @@ def _messages(settings: Settings) -> Callable[[tuple[str, OffersOutput]], list[M
     return messages
 
 
-def _archive_objects(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, list[ArchiveObject]]]:
-    if item[1].archive:
-        yield item[0], item[1].archive
+def _offer_rows(parts: int) -> Callable[[tuple[str, OffersOutput]], Iterable[Any]]:
+    def route(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, TableRows]]:
+        output = item[1]
+        rows = offer_rows(output.result.decisions, output.result.offers)
+        return table_rows(OFFERS_TABLE, parts, item[0], output.low_ms, rows, _offer_id)
+
+    return route
+
+
+def _offer_id(row: OfferRow) -> str:
+    return row.offer_id
 
 
 def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas | MinuteDeltas]]:
@@ -352,5 +326,17 @@ def add_offers(
     )
     messages = op.flat_map("offer_messages", decided, _messages(settings))
     figures = op.flat_map("offer_figures", decided, _figures)
-    objects = op.flat_map("offer_objects", decided, _archive_objects)
+    objects = stateful_batch(
+        "offers_archive",
+        op.flat_map("offer_rows", decided, _offer_rows(settings.archive_table_parts)),
+        lambda resume: hour_archive_logic(
+            resume,
+            lambda groups: OfferArchive(
+                settings.archive_max_age_s, OFFER_RETIRE_MS, OFFER_MAX_HOLD_MS, groups
+            ),
+            clock,
+            wait_for_epoch=wait_for_epoch,
+        ),
+        snapshots=snapshots,
+    )
     return messages, figures, objects

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     archive_max_age_s: float = Field(
         30.0, gt=0, description="An open Parquet object is written at least this often."
     )
+    archive_table_parts: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Objects per hour of the sessions and offers tables (raise it when an "
+        "hour's object passes a few hundred MB). Fixed for the life of a recovery store.",
+    )
     session_gap_s: int = Field(1800, ge=60, description="Inactivity that ends a session.")
     stitch_allowance_s: int = Field(
         900,

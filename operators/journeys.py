@@ -26,7 +26,6 @@ from operators.clock import ENDLESS, NEVER
 from operators.identity import DEVICE_PREFIX, device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
-from state.records import ArchiveObject
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -174,8 +173,6 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
     """Per-minute deltas (active customers, sessions started and converted) by minute."""
     sessions: list[SessionRecord]
     pipeline: dict[str, int]
-    archive: list[ArchiveObject] = []
-    """Objects of the archive's ``sessions`` table to write now (filled by the shim)."""
     upstream_ms: int = NEVER
     """The identity shards' watermark the shard had acted on (filled by the shim)."""
     open_from_ms: int = ENDLESS

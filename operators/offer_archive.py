@@ -1,12 +1,14 @@
-"""Offer decisions held in an offers shard's recoverable state until written to the archive's
-``offers`` table (one row per decision: the match and the release of every offer).
+"""Offer decisions held in recoverable state until written to the archive's ``offers`` table
+(one row per decision: the match and the release of every offer).
 
-Rows are grouped by the hour of their trigger's event time (:class:`HourGroups`): an offer's
-match and release land in the same partition and the same object, named by the offers shard
-and the hour, rewritten whole. A group stays in the state until the input is past its hour by
-``retire_ms`` *and* every offer matched in it as ``pending`` has its release (an offer held over
-the quiet hours is released the next morning), so that its object is final when it leaves; after
-``max_hold_ms`` it leaves anyway, and a release still to come gets an object of its own.
+Rows from every offers shard are grouped by the hour of their trigger's event time
+(:class:`HourGroups`, in a step keyed by table part; an offer's rows go to the part of its
+``offer_id``): an offer's match and release land in the same partition and the same object,
+named by the table part and the hour, rewritten whole. A group stays in the state until the
+input is past its hour by ``retire_ms`` *and* every offer matched in it as ``pending`` has its
+release (an offer held over the quiet hours is released the next morning), so that its object is
+final when it leaves; after ``max_hold_ms`` it leaves anyway, and a release still to come gets
+an object of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import msgspec
 
 from offers.records import Decision, OfferMessage
 from operators.archive import HOUR_MS
-from operators.session_archive import HourGroups
+from operators.hour_groups import HourGroups
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -82,7 +84,7 @@ def offer_rows(decisions: list[Decision], offers: list[OfferMessage]) -> list[Of
 
 
 class OfferArchiveSnapshot(msgspec.Struct, frozen=True):
-    """Recoverable state of one offers shard's decision groups."""
+    """Recoverable state of one part of the offers table: its decisions by trigger hour."""
 
     version: int
     groups: dict[int, list[OfferRow]]
@@ -99,7 +101,7 @@ def _decision_id(row: OfferRow) -> str:
 
 
 class OfferArchive(HourGroups[OfferRow]):
-    """Decisions of one offers shard by the hour of their trigger."""
+    """Decisions from every offers shard, by the hour of their trigger."""
 
     def __init__(
         self,
@@ -149,9 +151,6 @@ class OfferArchive(HourGroups[OfferRow]):
 
     def _retired(self, hour: int) -> None:
         self._waiting.pop(hour, None)
-
-    def _name(self) -> str:
-        return self._shard or OFFERS_TABLE
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state."""

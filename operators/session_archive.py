@@ -1,159 +1,19 @@
-"""Rows held in recoverable state by hour until written to an archive table as whole objects.
-
-:class:`HourGroups` is the buffer shared by the ``sessions`` table (closed sessions, by the hour
-of their first event, in a journeys shard's state) and the ``offers`` table (offer decisions, by
-the hour of their trigger, in an offers shard's state; :mod:`operators.offer_archive`).
-
-Rows are grouped by hour (the Hive partition) within one shard; a group's object is named by the
-shard and the hour, and rewritten whole whenever it has new rows (at most every ``max_age_s``), so
-a replay rewrites the same object with the same rows and never leaves a row twice. A group leaves
-the state once the input is past its hour by ``retire_ms`` (and, for a table that says so, once
-it expects no more rows); a row arriving for a group that has left gets an object of its own,
-named by the row's id.
-"""
+"""Closed sessions held by the hour of their first event until written to the ``sessions`` table."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
-from typing import Generic, TypeVar
-
 import msgspec
 
-from operators.archive import HOUR_MS, hive_partition
+from operators.hour_groups import HourGroups
 from operators.journeys import SessionRecord
-from state.records import ArchiveObject
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
 SESSIONS_TABLE = "sessions"
-R = TypeVar("R")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class HourGroups(Generic[R]):
-    """Groups of one table's rows by hour within one shard, and when to write which object.
-
-    Args:
-        table: the archive table.
-        max_age_s: a group with new rows is rewritten at least this often (wall clock).
-        retire_ms: a group is final this long after its hour (input progress).
-        hour_of: a row's time (epoch ms) that places it in an hour partition.
-        row_id: a row's unique id (sorts the rows of an object, names a late row's object).
-    """
-
-    def __init__(
-        self,
-        table: str,
-        max_age_s: float,
-        retire_ms: int,
-        hour_of: Callable[[R], int],
-        row_id: Callable[[R], str],
-    ) -> None:
-        self._table = table
-        self._max_age_s = max_age_s
-        self._retire_ms = retire_ms
-        self._hour_of = hour_of
-        self._row_id = row_id
-        self._groups: dict[int, list[R]] = {}
-        self._retired_below = -(2**62)
-        self._dirty_since: dict[int, float] = {}
-        self._shard = ""
-
-    def _restore(self, groups: dict[int, list[R]], retired_below: int, shard: str) -> None:
-        self._groups = {h: list(rows) for h, rows in groups.items()}
-        self._retired_below = retired_below
-        self._shard = shard
-
-    @property
-    def buffered_rows(self) -> int:
-        """Rows held in state."""
-        return sum(len(rows) for rows in self._groups.values())
-
-    def mark_all_dirty(self, now: float) -> None:
-        """After a restore: the groups' objects may predate the crash."""
-        for hour in self._groups:
-            self._dirty_since.setdefault(hour, now)
-
-    def add(
-        self, rows: Iterable[R], shard: str, progress_ms: int, now: float
-    ) -> list[ArchiveObject]:
-        """Buffer rows; return the objects to write now (groups that are final).
-
-        ``progress_ms`` is how far the input has got (event time): a group is final once it is
-        past the group's hour by ``retire_ms`` and :meth:`_may_retire` agrees.
-        """
-        self._shard = shard or self._shard
-        objects: list[ArchiveObject] = []
-        for row in rows:
-            hour = self._hour_of(row) // HOUR_MS
-            group = self._groups.get(hour)
-            if group is None:
-                if hour < self._retired_below:
-                    name = f"{self._name()}-late-{_UNSAFE.sub('-', self._row_id(row))}"
-                    objects.append(self._object(hour, [row], name))
-                    continue
-                group = self._groups[hour] = []
-            group.append(row)
-            self._added(hour, row)
-            self._dirty_since.setdefault(hour, now)
-        for hour in sorted(self._groups):
-            if (hour + 1) * HOUR_MS + self._retire_ms > progress_ms:
-                break
-            if not self._may_retire(hour, progress_ms):
-                continue
-            objects.extend(self._write(hour))
-            del self._groups[hour]
-            self._retired(hour)
-            self._retired_below = max(self._retired_below, hour + 1)
-        return objects
-
-    def _added(self, hour: int, row: R) -> None:
-        """Hook: a row joined the group of ``hour``."""
-
-    def _may_retire(self, hour: int, progress_ms: int) -> bool:
-        """Hook: whether the group of ``hour``, past its hour by ``retire_ms``, is final."""
-        return True
-
-    def _retired(self, hour: int) -> None:
-        """Hook: the group of ``hour`` has left the state."""
-
-    def due(self, now: float) -> list[ArchiveObject]:
-        """Groups whose unwritten rows are older than the maximum age."""
-        objects: list[ArchiveObject] = []
-        for hour, since in sorted(self._dirty_since.items()):
-            if now - since >= self._max_age_s:
-                objects.extend(self._write(hour))
-        return objects
-
-    def flush_all(self) -> list[ArchiveObject]:
-        """Every group with unwritten rows."""
-        objects: list[ArchiveObject] = []
-        for hour in sorted(self._dirty_since):
-            objects.extend(self._write(hour))
-        return objects
-
-    def next_due(self) -> float | None:
-        """When the oldest unwritten rows become due (wall-clock seconds)."""
-        return min(self._dirty_since.values()) + self._max_age_s if self._dirty_since else None
-
-    def _name(self) -> str:
-        return self._shard or self._table
-
-    def _write(self, hour: int) -> list[ArchiveObject]:
-        self._dirty_since.pop(hour, None)
-        rows = self._groups.get(hour)
-        if not rows:
-            return []
-        return [self._object(hour, sorted(rows, key=self._row_id), self._name())]
-
-    def _object(self, hour: int, rows: list[R], name: str) -> ArchiveObject:
-        dt, hour_label = hive_partition(hour * HOUR_MS)
-        return ArchiveObject(self._table, dt, hour_label, name, list(rows))
 
 
 class SessionArchiveSnapshot(msgspec.Struct, frozen=True):
-    """Recoverable state of one journeys shard's session groups."""
+    """Recoverable state of one part of the sessions table: its sessions by hour."""
 
     version: int
     groups: dict[int, list[SessionRecord]]
@@ -170,7 +30,7 @@ def _session_id(record: SessionRecord) -> str:
 
 
 class SessionArchive(HourGroups[SessionRecord]):
-    """Closed sessions of one journeys shard by the hour of their first event."""
+    """Closed sessions from every journeys shard, by the hour of their first event."""
 
     def __init__(self, max_age_s: float, retire_ms: int, snapshot: bytes | None = None) -> None:
         """Create the buffer, empty or from a snapshot."""
@@ -178,9 +38,6 @@ class SessionArchive(HourGroups[SessionRecord]):
         if snapshot is not None:
             state = decode_snapshot(snapshot, SessionArchiveSnapshot, SNAPSHOT_VERSION)
             self._restore(state.groups, state.retired_below, state.shard)
-
-    def _name(self) -> str:
-        return self._shard or "journeys"
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state."""

@@ -218,7 +218,7 @@ def _utc(text: str) -> datetime:
 DECISION_FIELDS = ("offer_id", "stage", "outcome", "campaign_id", "campaign_version",
                    "customer_id", "trigger_event_id", "latency_ms", "reason", "detail")  # fmt: skip
 # One object per offers shard and trigger hour (a release after its hour left the state: its own).
-OBJECT_NAME = re.compile(r".*/offers-\d{4}(-late-[0-9a-f]{24}-release)?\.parquet")
+OBJECT_NAME = re.compile(r".*/offers-\d{2}(-late-[0-9a-f]{24}-release)?\.parquet")
 
 
 def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: OffersRun) -> None:
@@ -255,6 +255,9 @@ def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: Offe
         assert (row["channel"], row["text"]) == (
             (offer["channel"], offer["text"]) if offer is not None else (None, None)
         )
+    # One object per trigger hour for every offers shard together (one table part).
+    by_hour = Counter((r["_dt"], r["_hour"], r["_object"]) for r in rows)
+    assert len({(dt, hour) for dt, hour, _ in by_hour}) == len(by_hour), by_hour
     # The final word on each offer, as the reference has it.
     releases = {r["offer_id"]: r for r in rows if r["stage"] == "release"}
     assert {o for o, r in releases.items() if r["outcome"] == "sent"} == set(expected.sent)

@@ -1,5 +1,5 @@
-"""The offers table's buffer in the offers step: every decision once, in the hour of its trigger,
-in an object named by the offers shard and the hour, final only when the hour's offers are all
+"""The offers table: every decision of every offers shard once, in the hour of its trigger, in an
+object named by the table part and the hour, final only when the hour's offers are all
 released."""
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from typing import Any, cast
 import msgspec
 import pytest
 
-from flows.offers_step import OffersBatch, offers_logic
+from flows.archive_steps import HourArchiveLogic, hour_archive_logic
+from flows.offers_step import (
+    OFFER_MAX_HOLD_MS,
+    OFFER_RETIRE_MS,
+    OffersBatch,
+    _offer_rows,
+    offers_logic,
+)
 from flows.settings import load_settings
 from offers import Profile
 from offers.engine import OffersConfig, OffersShard
@@ -41,21 +48,41 @@ def _lookup(ids: Iterable[str]) -> dict[str, Profile]:
 
 
 class Run:
-    """An offers step driven by event time, with a wall clock that stands still."""
+    """An offers shard and the offers table's one part, as the dataflow wires them, driven by
+    event time, with a wall clock that stands still."""
 
-    def __init__(self, resume: bytes | None = None) -> None:
+    def __init__(self, resume: tuple[bytes, bytes] | None = None) -> None:
         self.now = 1_800_000_000.0
         registry = _Registry()
         settings = load_settings(archive_max_age_s=3600.0)
         self.logic = offers_logic(
-            resume, CONFIG, settings, lambda: cast(Any, registry), _lookup, lambda: self.now
+            resume and resume[0],
+            CONFIG,
+            settings,
+            lambda: cast(Any, registry),
+            _lookup,
+            lambda: self.now,
+        )
+        self.table: HourArchiveLogic = hour_archive_logic(
+            resume and resume[1],
+            lambda groups: OfferArchive(3600.0, OFFER_RETIRE_MS, OFFER_MAX_HOLD_MS, groups),
+            lambda: self.now,
+            wait_for_epoch=False,
         )
         self.objects: list[ArchiveObject] = []
 
+    def _rows(self, outputs: Iterable[Any]) -> None:
+        route = _offer_rows(1)
+        rows = [part for output in outputs for _, part in route((SHARD, output))]
+        if rows:
+            for objects in self.table.on_batch(rows)[0]:
+                self.objects.extend(objects)
+
     def feed(self, low: datetime, *arrivals: Arrival) -> None:
-        out, _ = self.logic.on_batch([OffersBatch(ms(low), list(arrivals), SHARD)])
-        for output in out:
-            self.objects.extend(output.archive)
+        self._rows(self.logic.on_batch([OffersBatch(ms(low), list(arrivals))])[0])
+
+    def snapshot(self) -> tuple[bytes, bytes]:
+        return self.logic.snapshot(), self.table.snapshot()
 
 
 def _rows(obj: ArchiveObject) -> list[OfferRow]:
@@ -70,7 +97,7 @@ def test_an_offer_held_over_the_quiet_hours_keeps_its_hour_open_until_its_releas
     assert run.objects == []
     run.feed(MORNING)
     [obj] = run.objects
-    assert obj.relative_path == "offers/dt=2026-01-15/hour=20/offers-0007.parquet"
+    assert obj.relative_path == "offers/dt=2026-01-15/hour=20/offers-00.parquet"
     match, release = sorted(_rows(obj), key=lambda r: r.stage)
     assert (match.stage, match.outcome, match.reason) == ("match", "pending", "quiet_hours")
     assert (release.stage, release.outcome) == ("release", "sent")
@@ -90,8 +117,9 @@ def _play(run: Run, steps: list[tuple[datetime, list[Arrival]]]) -> None:
 
 
 def _finish(run: Run) -> None:
-    for output in run.logic.on_eof()[0]:
-        run.objects.extend(output.archive)
+    run._rows(run.logic.on_eof()[0])
+    for objects in run.table.on_eof()[0]:
+        run.objects.extend(objects)
 
 
 def _final(objects: list[ArchiveObject]) -> dict[str, list[str]]:
@@ -119,13 +147,13 @@ def test_a_replay_after_a_crash_leaves_each_decision_once() -> None:
     expected = _final(straight.objects)
     assert [len(ids) for ids in expected.values()] == [2, 4]
     assert list(expected) == [
-        "offers/dt=2026-01-15/hour=19/offers-0007.parquet",
-        "offers/dt=2026-01-15/hour=20/offers-0007.parquet",
+        "offers/dt=2026-01-15/hour=19/offers-00.parquet",
+        "offers/dt=2026-01-15/hour=20/offers-00.parquet",
     ]
     for crash_at in range(1, len(steps)):
         crashed = Run()
         _play(crashed, steps[:crash_at])
-        snapshot = crashed.logic.snapshot()
+        snapshot = crashed.snapshot()
         # Everything after the snapshot was written before the crash, and is replayed.
         _play(crashed, steps[crash_at:])
         resumed = Run(snapshot)
@@ -144,25 +172,29 @@ def _row(offer: str, stage: str, outcome: str, trigger: datetime) -> OfferRow:
 
 def test_a_release_after_the_hold_limit_gets_an_object_of_its_own() -> None:
     archive = OfferArchive(3600.0, retire_ms=3600_000, max_hold_ms=6 * 3600_000)
-    objects = archive.add([_row("o1", "match", "pending", EVENING)], "offers-0001", 0, 0.0)
+    objects = archive.add([_row("o1", "match", "pending", EVENING)], "offers-00", 0, 0.0)
     assert objects == []
-    objects = archive.add([], "offers-0001", ms(EVENING + timedelta(hours=6, minutes=30)), 1.0)
+    objects = archive.add([], "offers-00", ms(EVENING + timedelta(hours=6, minutes=30)), 1.0)
     [held] = objects
     assert [r.decision_id for r in _rows(held)] == ["o1:match"]
     assert archive.buffered_rows == 0
-    [late] = archive.add([_row("o1", "release", "sent", EVENING)], "offers-0001", ms(MORNING), 2.0)
-    assert late.relative_path == "offers/dt=2026-01-15/hour=20/offers-0001-late-o1-release.parquet"
+    [late] = archive.add([_row("o1", "release", "sent", EVENING)], "offers-00", ms(MORNING), 2.0)
+    assert late.relative_path == "offers/dt=2026-01-15/hour=20/offers-00-late-o1-release.parquet"
 
 
-def test_the_previous_snapshot_format_is_restored_and_an_unknown_one_refused() -> None:
+def test_older_snapshot_formats_are_restored_or_refused_with_what_to_do() -> None:
     # Version 1 of the step's snapshot was the engine's state alone.
     old = OffersShard(CONFIG)
     old.process([atm("e1", EVENING)], _Registry().current(), _lookup, ms(EVENING), ms(EVENING))
-    run = Run(old.snapshot())
+    run = Run((old.snapshot(), Run().table.snapshot()))
     run.feed(MORNING)
     [obj] = run.objects
     # The match was decided before the upgrade (not archived); its release is.
     assert [(r.stage, r.outcome) for r in _rows(obj)] == [("release", "sent")]
-    future = msgspec.msgpack.encode({"version": 7, "offers": b"", "archive": None})
+    # Version 2 held the shard's decisions for per-shard objects: refused, with the way out.
+    per_shard = msgspec.msgpack.encode({"version": 2, "offers": b"", "archive": None})
+    with pytest.raises(SnapshotVersionError, match="new recovery store"):
+        Run((per_shard, Run().table.snapshot()))
+    future = msgspec.msgpack.encode({"version": 7, "offers": b""})
     with pytest.raises(SnapshotVersionError, match="version 7 cannot be restored"):
-        Run(future)
+        Run((future, Run().table.snapshot()))
