@@ -23,7 +23,8 @@ from bytewax.operators import StatefulBatchLogic
 from flows.stateful import UpstreamProgress
 from operators.archive import ArchiveBuffer
 from operators.clock import ENDLESS
-from operators.hour_groups import HourGroups, TableRows, part_key, part_of
+from operators.hour_groups import HourGroups, TableRows, part_of
+from state.archive_layout import part_name
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
@@ -180,14 +181,14 @@ def table_rows(
 ) -> Iterable[tuple[str, TableRows]]:
     """A shard's rows for each part of a table; every part hears of the shard's progress."""
     if parts == 1:
-        key = part_key(table, 0)
+        key = part_name(table, 0)
         yield key, TableRows(key, sender, watermark_ms, rows, open_from_ms)
         return
     by_part: list[list[Any]] = [[] for _ in range(parts)]
     for row in rows:
         by_part[part_of(row_id(row), parts)].append(row)
     for part, part_rows in enumerate(by_part):
-        key = part_key(table, part)
+        key = part_name(table, part)
         yield key, TableRows(key, sender, watermark_ms, part_rows, open_from_ms)
 
 

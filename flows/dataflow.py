@@ -58,7 +58,7 @@ from operators.journeys import (
     SegmentLookup,
     SessionRecord,
 )
-from operators.session_archive import SESSIONS_TABLE, SessionArchive
+from operators.session_archive import SessionArchive
 from operators.shard_state import (
     EVENTS_PER_MINUTE,
     LOW_WATERMARK,
@@ -77,6 +77,7 @@ from sinks.redis_projection import RedisProjectionSink
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource
+from state.archive_layout import SESSIONS_TABLE
 from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
 from state.snapshots import decode_snapshot, encode_snapshot
 

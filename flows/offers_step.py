@@ -32,9 +32,10 @@ from offers.loader import CampaignRegistry
 from operators.aggregates import MinuteDeltas
 from operators.clock import NEVER
 from operators.hour_groups import TableRows
-from operators.offer_archive import OFFERS_TABLE, OfferArchive, OfferRow, offer_rows
+from operators.offer_archive import OfferArchive, OfferRow, offer_rows
 from operators.shard_state import ShardBatchResult
 from operators.totals import FigureDeltas
+from state.archive_layout import OFFERS_TABLE
 from state.customer_store import CustomerProfile
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot

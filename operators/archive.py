@@ -9,45 +9,18 @@ well past its range.
 
 from __future__ import annotations
 
-import functools
 import operator
-import re
-import zlib
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 import msgspec
 
+from state.archive_layout import EVENTS_TABLE, HOUR_MS, events_object_name, hive_partition
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 2
-EVENTS_TABLE = "events"
 _offset = operator.attrgetter("offset")
 _encode = msgspec.msgpack.Encoder().encode
-
-
-def object_stem(source: str, partition: int, first_offset: int) -> str:
-    """Deterministic object name for the rows of one input partition from ``first_offset`` on."""
-    if source.startswith("file:"):
-        path = source.removeprefix("file:")
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", path.rsplit("/", 1)[-1])
-        source = f"file-{base}-{zlib.crc32(path.encode()):08x}"
-    return f"{source}-p{partition:04d}-o{first_offset:015d}"
-
-
-HOUR_MS = 3_600_000
-
-
-@functools.lru_cache(maxsize=4096)
-def _hour_partition(hour: int) -> tuple[str, str]:
-    moment = datetime.fromtimestamp(hour * 3600, UTC)
-    return moment.strftime("%Y-%m-%d"), moment.strftime("%H")
-
-
-def hive_partition(event_ms: int) -> tuple[str, str]:
-    """The ``dt`` and ``hour`` partition values of an event time (UTC)."""
-    return _hour_partition(event_ms // HOUR_MS)
 
 
 class ArchiveSnapshot(msgspec.Struct, frozen=True):
@@ -206,10 +179,10 @@ class ArchiveBuffer:
                 hour_rows.append(row)
         objects = []
         for hour_index, part_rows in sorted(by_hour.items()):
-            dt, hour = _hour_partition(hour_index)
+            dt, hour = hive_partition(hour_index * HOUR_MS)
             first = part_rows[0]
             start = first.offset if straggler else first_offset
-            stem = object_stem(first.source, first.partition, start)
+            stem = events_object_name(first.source, first.partition, start)
             if straggler:
                 stem += "-straggler"
             objects.append(ArchiveObject(EVENTS_TABLE, dt, hour, stem, part_rows))

@@ -15,19 +15,17 @@ arriving for a group that has left gets an object of its own, named by the row's
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from operators.archive import HOUR_MS, hive_partition
 from operators.clock import ENDLESS, NEVER
+from state.archive_layout import HOUR_MS, hive_partition, late_object_name
 from state.records import ArchiveObject
 
 R = TypeVar("R")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class HourGroups(Generic[R]):
@@ -89,7 +87,7 @@ class HourGroups(Generic[R]):
             group = self._groups.get(hour)
             if group is None:
                 if hour < self._retired_below:
-                    name = f"{self._name()}-late-{_UNSAFE.sub('-', self._row_id(row))}"
+                    name = late_object_name(self._name(), self._row_id(row))
                     objects.append(self._object(hour, [row], name))
                     continue
                 group = self._groups[hour] = []
@@ -169,7 +167,7 @@ class TableRows(msgspec.Struct, frozen=True, gc=False):
     """A shard's new rows for one part of an archive table, and how far the shard has got."""
 
     part: str
-    """The table part's key (:func:`part_key`), which names its objects."""
+    """The table part's key (:func:`~state.archive_layout.part_name`), which names its objects."""
     sender: str
     """The sending shard's key."""
     watermark_ms: int
@@ -178,11 +176,6 @@ class TableRows(msgspec.Struct, frozen=True, gc=False):
     open_from_ms: int = ENDLESS
     """No row for an hour before this is still to come from the sender beyond the watermark's
     allowance (a journeys shard: the start of the earliest session it holds open)."""
-
-
-def part_key(table: str, part: int) -> str:
-    """The state key (and object name) of one part of a table: ``sessions-00``."""
-    return f"{table}-{part:02d}"
 
 
 def part_of(row_id: str, parts: int) -> int:

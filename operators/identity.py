@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-DEVICE_PREFIX = "device:"
+from state.archive_layout import DEVICE_PREFIX
 
 
 def device_identity(device_id: str) -> str:

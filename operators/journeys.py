@@ -23,9 +23,10 @@ from datetime import UTC, datetime
 import msgspec
 
 from operators.clock import ENDLESS, NEVER
-from operators.identity import DEVICE_PREFIX, device_identity
+from operators.identity import device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
+from state.archive_layout import DEVICE_PREFIX
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1

@@ -18,12 +18,11 @@ from datetime import datetime
 import msgspec
 
 from offers.records import Decision, OfferMessage
-from operators.archive import HOUR_MS
 from operators.hour_groups import HourGroups
+from state.archive_layout import HOUR_MS, OFFERS_TABLE
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
-OFFERS_TABLE = "offers"
 
 
 class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):

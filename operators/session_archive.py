@@ -6,10 +6,10 @@ import msgspec
 
 from operators.hour_groups import HourGroups
 from operators.journeys import SessionRecord
+from state.archive_layout import SESSIONS_TABLE
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
-SESSIONS_TABLE = "sessions"
 
 
 class SessionArchiveSnapshot(msgspec.Struct, frozen=True):

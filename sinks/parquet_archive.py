@@ -18,33 +18,18 @@ import pyarrow.parquet as pq
 import s3fs
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from operators.identity import DEVICE_PREFIX
+from state.archive_layout import (
+    EVENTS_SCHEMA,
+    EVENTS_TABLE,
+    OFFERS_SCHEMA,
+    OFFERS_TABLE,
+    SESSIONS_SCHEMA,
+    SESSIONS_TABLE,
+    TIMESTAMP,
+    archived_identity,
+)
 from state.records import ArchiveObject, Arrival
 
-TIMESTAMP = pa.timestamp("ms", tz="UTC")
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("event_time", TIMESTAMP),
-        ("event_type", pa.string()),
-        ("channel", pa.string()),
-        ("customer_id", pa.string()),
-        ("device_id", pa.string()),
-        ("app", pa.string()),
-        ("app_version", pa.string()),
-        ("os", pa.string()),
-        ("os_version", pa.string()),
-        ("screen", pa.string()),
-        ("element", pa.string()),
-        ("form", pa.string()),
-        ("properties", pa.string()),
-        ("identity", pa.string()),
-        ("ingest_topic", pa.string()),
-        ("ingest_partition", pa.int32()),
-        ("ingest_offset", pa.int64()),
-        ("ingest_time", TIMESTAMP),
-    ]
-)
 ROW_GROUP_ROWS = 128 * 1024
 
 _encode_json = msgspec.json.Encoder().encode
@@ -91,7 +76,7 @@ def events_table(rows: Sequence[Arrival]) -> pa.Table:
     )
     arrays["identity"] = pa.array(
         [
-            customer or known_customer or f"{DEVICE_PREFIX}{device}"
+            archived_identity(customer, known_customer, device)
             for customer, known_customer, device in zip(
                 columns["customer_id"], known, columns["device_id"], strict=True
             )
@@ -105,29 +90,6 @@ def events_table(rows: Sequence[Arrival]) -> pa.Table:
     return pa.Table.from_arrays([arrays[f.name] for f in EVENTS_SCHEMA], schema=EVENTS_SCHEMA)
 
 
-STRINGS = pa.list_(pa.string())
-SESSIONS_SCHEMA = pa.schema(
-    [
-        ("session_id", pa.string()),
-        ("identity", pa.string()),
-        ("customer_id", pa.string()),
-        ("absorbed_session_ids", STRINGS),
-        ("devices", STRINGS),
-        ("start_time", TIMESTAMP),
-        ("end_time", TIMESTAMP),
-        ("duration_ms", pa.int64()),
-        ("event_count", pa.int32()),
-        ("screens", STRINGS),
-        ("exit_screen", pa.string()),
-        ("converted", pa.bool_()),
-        ("app", pa.string()),
-        ("os", pa.string()),
-        ("app_version", pa.string()),
-        ("channel", pa.string()),
-        ("segment", pa.string()),
-        ("event_ids", STRINGS),
-    ]
-)
 _SESSION_FIELDS = {
     "start_time": "start_ms",
     "end_time": "end_ms",
@@ -151,26 +113,6 @@ def sessions_table(records: Sequence[Any]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SESSIONS_SCHEMA)
 
 
-OFFERS_SCHEMA = pa.schema(
-    [
-        ("decision_id", pa.string()),
-        ("offer_id", pa.string()),
-        ("stage", pa.string()),
-        ("outcome", pa.string()),
-        ("reason", pa.string()),
-        ("detail", pa.string()),
-        ("campaign_id", pa.string()),
-        ("campaign_version", pa.int32()),
-        ("customer_id", pa.string()),
-        ("trigger_event_id", pa.string()),
-        ("trigger_time", TIMESTAMP),
-        ("decided_at", TIMESTAMP),
-        ("send_at", TIMESTAMP),
-        ("latency_ms", pa.int64()),
-        ("channel", pa.string()),
-        ("text", pa.string()),
-    ]
-)
 _OFFER_FIELDS = {
     "trigger_time": "trigger_ms",
     "decided_at": "decided_at_ms",
@@ -187,7 +129,7 @@ def offers_table(rows: Sequence[Any]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=OFFERS_SCHEMA)
 
 
-TABLES = {"events": events_table, "sessions": sessions_table, "offers": offers_table}
+TABLES = {EVENTS_TABLE: events_table, SESSIONS_TABLE: sessions_table, OFFERS_TABLE: offers_table}
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

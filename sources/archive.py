@@ -1,7 +1,7 @@
 """Reading the archive's ``events`` table back, hour by hour, in event-time order.
 
 The job writes every accepted event to ``<root>/events/dt=YYYY-MM-DD/hour=HH/*.parquet``
-(sinks/parquet_archive.py), partitioned by event time in UTC, late events included. So the hour
+(:mod:`state.archive_layout`), partitioned by event time in UTC, late events included. So the hour
 partitions of a range, read one after the other and each sorted, give every event of the range
 in event-time order with only one hour in memory. ``<root>`` is ``s3://bucket/prefix`` or a
 local folder with the same layout.
@@ -13,7 +13,6 @@ time it entered Kafka is history, not input).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,17 +24,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from operators.archive import EVENTS_TABLE
+from state.archive_layout import DAY_FOLDER, EVENTS_SCHEMA, EVENTS_TABLE, OBJECT_PATH
 from state.contract import Event, PropertyValue
 from state.records import Arrival
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})$")
-_HOUR = re.compile(r"/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.parquet$")
 _STRINGS = ("event_id", "event_type", "channel", "customer_id", "device_id", "app",
             "app_version", "os", "os_version", "screen", "element", "form")  # fmt: skip
-_COLUMNS = [*_STRINGS, "event_time", "properties", "ingest_topic", "ingest_partition",
-            "ingest_offset"]  # fmt: skip
+# What the job read, not what it made of it (identity) or when it entered Kafka (history).
+_COLUMNS = [n for n in EVENTS_SCHEMA.names if n not in ("identity", "ingest_time")]
 _decode_properties = msgspec.json.Decoder(dict[str, PropertyValue]).decode
 
 
@@ -131,7 +128,7 @@ class EventArchive:
             entries = self._fs.ls(self._root, detail=False)
         except (OSError, ValueError) as exc:  # s3fs reports a missing bucket as an OSError
             raise ArchiveError(f"cannot list {self.table_location}: {exc}") from exc
-        found = {_DT.search(str(e).rstrip("/")) for e in entries}
+        found = {DAY_FOLDER.search(str(e).rstrip("/")) for e in entries}
         return sorted(date.fromisoformat(m.group(1)) for m in found if m is not None)
 
     def hours(self, first: date, last: date) -> list[HourPartition]:
@@ -141,7 +138,7 @@ class EventArchive:
             if not first <= day <= last:
                 continue
             for path in self._fs.find(f"{self._root}/dt={day.isoformat()}"):
-                match = _HOUR.search(str(path))
+                match = OBJECT_PATH.search(str(path))
                 if match is not None:
                     key = (date.fromisoformat(match.group(1)), int(match.group(2)))
                     by_hour.setdefault(key, []).append(str(path))

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from state.archive_layout import object_path
 from state.contract import Event
 
 
@@ -117,4 +118,4 @@ class ArchiveObject(msgspec.Struct, frozen=True, gc=False):
     @property
     def relative_path(self) -> str:
         """Path under the archive prefix: ``<table>/dt=YYYY-MM-DD/hour=HH/<name>.parquet``."""
-        return f"{self.table}/dt={self.dt}/hour={self.hour}/{self.name}.parquet"
+        return object_path(self.table, self.dt, self.hour, self.name)

@@ -32,8 +32,9 @@ from typing import Any
 
 import msgspec
 
-from operators.archive import EVENTS_TABLE, hive_partition, object_stem
 from sinks.parquet_archive import events_table, parquet_bytes
+from state.archive_layout import EVENTS_TABLE, hive_partition
+from state.archive_layout import events_object_name as object_stem
 from state.contract import Event
 from state.records import ArchiveObject, Arrival
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.archive import ArchiveBuffer, object_stem
+from operators.archive import ArchiveBuffer
+from state.archive_layout import events_object_name as object_stem
 from state.records import ArchiveObject
 from tests.support.events import arrival
 
