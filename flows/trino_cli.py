@@ -85,21 +85,49 @@ def report_text(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: Repo
     return json.dumps([{c: _plain(v) for c, v in zip(columns, row, strict=True)} for row in rows])
 
 
+DAY = ["%Y-%m-%d"]
+
+
+def day_range(
+    day: datetime | None, first: datetime | None, last: datetime | None
+) -> tuple[date | None, date | None]:
+    """The first and last day of ``--day`` or ``--from`` / ``--to`` (None: open)."""
+    if day is not None and (first is not None or last is not None):
+        raise typer.BadParameter("give --day, or --from and/or --to, not both")
+    if day is not None:
+        return day.date(), day.date()
+    start, end = (first.date() if first else None), (last.date() if last else None)
+    if start is not None and end is not None and start > end:
+        raise typer.BadParameter(f"--from {start} is after --to {end}")
+    return start, end
+
+
 @trino_app.command("report")
 def report(
     name: Annotated[str, typer.Argument(help="A report of sql/reports/.")],
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="A table to read, or CSV / JSON to process.")
     ] = ReportFormat.table,
+    day: Annotated[
+        datetime | None, typer.Option("--day", formats=DAY, help="Only this UTC day.")
+    ] = None,
+    first: Annotated[
+        datetime | None, typer.Option("--from", formats=DAY, help="From this UTC day on.")
+    ] = None,
+    last: Annotated[
+        datetime | None, typer.Option("--to", formats=DAY, help="Up to this UTC day, included.")
+    ] = None,
 ) -> None:
-    """Run a report and print it."""
+    """Run a report and print it; ``--day`` or ``--from``/``--to`` read only those days'
+    partitions (sessions by their start, offers by their trigger; docs/archive.md)."""
     from flows.settings import load_settings
-    from flows.trino_sql import reports, run
+    from flows.trino_sql import DayRange, reports, run
 
     if name not in reports():
         console.print(f"[red]unknown report {name!r}[/red]; reports: {', '.join(reports())}")
         raise typer.Exit(2)
-    columns, rows = run(load_settings(), f"reports/{name}")
+    days = DayRange(*day_range(day, first, last))
+    columns, rows = run(load_settings(), f"reports/{name}", days=days)
     if fmt is ReportFormat.table:
         console.print(report_table(name, columns, rows))
     else:

@@ -90,10 +90,12 @@ WITH (
 
 -- Every app event with its final session and identity: each closed session lists its events
 -- (event_ids), so the view is an equi-join on event_id that any engine runs as a hash join.
--- Business events (ATM, branch, core) belong to no session.
+-- Business events (ATM, branch, core) belong to no session. dt and hour are the event's
+-- partition, session_dt the session's (its start): a report over a range of days filters both.
 CREATE OR REPLACE VIEW {catalog}.{schema}.event_sessions AS
 SELECT e.event_id, e.event_time, e.event_type, e.customer_id, e.device_id, e.screen,
-       e.element, e.form, s.session_id, s.identity, s.segment, e.dt, e.hour
+       e.element, e.form, s.session_id, s.identity, s.segment, e.dt, e.hour,
+       s.dt AS session_dt
 FROM {catalog}.{schema}.sessions AS s
 CROSS JOIN UNNEST(s.event_ids) AS member(event_id)
 JOIN {catalog}.{schema}.events AS e ON e.event_id = member.event_id;

@@ -2,6 +2,6 @@
 SELECT segment, day(start_time) AS day_of_month, count(*) AS sessions,
        count_if(converted) AS conversions,
        round(CAST(count_if(converted) AS double) / count(*), 6) AS conversion_rate
-FROM {catalog}.{schema}.sessions
+FROM {sessions}
 GROUP BY segment, day(start_time)
 ORDER BY segment, day_of_month

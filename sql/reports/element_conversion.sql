@@ -25,7 +25,7 @@ WITH targets AS (
                ELSE form
            END AS target,
            event_type
-    FROM {catalog}.{schema}.event_sessions
+    FROM {event_sessions}
     WHERE (event_type = 'screen_view' AND screen IS NOT NULL)
        OR (event_type = 'click' AND element IS NOT NULL)
        OR (event_type IN ('form_start', 'form_submit') AND form IS NOT NULL)
@@ -48,7 +48,7 @@ SELECT r.kind, r.target,
        round(CAST(count_if(IF(r.kind = 'form', r.submitted, s.converted)) AS double) / count(*), 6)
            AS conversion_rate
 FROM reached AS r
-JOIN {catalog}.{schema}.sessions AS s ON s.session_id = r.session_id
+JOIN {sessions} AS s ON s.session_id = r.session_id
 WHERE r.reached
 GROUP BY r.kind, r.target, date_format(s.start_time, '%Y-%m'), day(s.start_time),
          coalesce(s.os, 'unknown'), coalesce(s.app_version, 'unknown'), s.segment

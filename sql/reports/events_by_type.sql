@@ -1,5 +1,5 @@
 -- Valid unique events by type and day.
 SELECT dt, event_type, count(*) AS events
-FROM {catalog}.{schema}.events
+FROM {events}
 GROUP BY dt, event_type
 ORDER BY dt, event_type

@@ -18,7 +18,7 @@ WITH session_steps AS (
            array_agg(date_diff('millisecond', TIMESTAMP '1970-01-01 00:00:00', event_time)
                      ORDER BY event_time, event_id) AS times,
            {funnel_step_arrays}
-    FROM {catalog}.{schema}.event_sessions
+    FROM {event_sessions}
     WHERE {funnel_any_step}
     GROUP BY session_id
 ),
@@ -45,7 +45,7 @@ counts AS (
            count(*) AS sessions,
            IF(st.step < st.last_step, count_if(r.reached = st.step)) AS dropped
     FROM reached AS r
-    JOIN {catalog}.{schema}.sessions AS s ON s.session_id = r.session_id
+    JOIN {sessions} AS s ON s.session_id = r.session_id
     JOIN steps AS st ON st.funnel = r.funnel AND st.step <= r.reached
     GROUP BY st.funnel, st.step, st.step_name, st.last_step, date_format(s.start_time, '%Y-%m'),
              day(s.start_time), coalesce(s.os, 'unknown'), coalesce(s.app_version, 'unknown'),

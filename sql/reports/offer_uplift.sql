@@ -10,12 +10,12 @@
 -- are still inside their window, so recent figures can still grow.
 WITH released AS (
     SELECT DISTINCT campaign_id, customer_id, outcome, send_at
-    FROM {catalog}.{schema}.offers
+    FROM {offers}
     WHERE stage = 'release' AND outcome IN ('sent', 'held_out')
 ),
 conversions AS (
     SELECT customer_id, event_time
-    FROM {catalog}.{schema}.events
+    FROM {events_after_offers}
     WHERE event_type = 'conversion' AND customer_id IS NOT NULL
 ),
 per_customer AS (

@@ -3,7 +3,7 @@
 SELECT source, target, count(*) AS transitions
 FROM (
     SELECT s.screens[i] AS source, s.screens[i + 1] AS target
-    FROM {catalog}.{schema}.sessions AS s
+    FROM {sessions} AS s
     CROSS JOIN UNNEST(sequence(1, greatest(cardinality(s.screens) - 1, 1))) AS t (i)
     WHERE cardinality(s.screens) >= 2
 )

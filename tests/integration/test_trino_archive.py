@@ -3,15 +3,17 @@ figures the definitions give, computed independently from the input."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flows.settings import Settings
-from flows.trino_sql import connect, run
-from sources.simulator import SimulationConfig, generate
+from flows.trino_sql import DayRange, connect, run, statements
+from sources.simulator import DEFAULT_START, SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
@@ -39,10 +41,12 @@ class ArchiveOnTrino:
     segment_of: dict[str, str]
 
 
-def archive_on_trino(services: Services, tmp_path: Path, settings: Settings) -> ArchiveOnTrino:
+def archive_on_trino(
+    services: Services, tmp_path: Path, settings: Settings, start: datetime = DEFAULT_START
+) -> ArchiveOnTrino:
     """Run the job over three hours of simulated traffic; make its archive Trino tables."""
     config = SimulationConfig(
-        customers=400, rate=4.0, duration_s=3 * 3600, seed=99,
+        customers=400, rate=4.0, duration_s=3 * 3600, seed=99, start=start,
         duplicate_rate=0.02, malformed_rate=0.01, late_rate=0.01, late_max_s=60,
     )  # fmt: skip
     segment_of = load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, config)
@@ -230,3 +234,55 @@ def test_conversion_and_funnel_reports_match_the_definitions_and_redis(
         env=environment, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
     ).stdout  # fmt: skip
     assert all(name in printed for name in funnels)
+
+
+def test_a_range_of_days_reads_only_its_partitions_and_keeps_sessions_whole(
+    services: Services, tmp_path: Path
+) -> None:
+    # Three hours across midnight: sessions start on one day and end on the next.
+    start = datetime(2026, 1, 15, 22, 30, tzinfo=UTC)
+    archive = archive_on_trino(services, tmp_path, services.settings, start)
+    settings, schema, segment_of = archive.settings, archive.schema, archive.segment_of
+    sessions = archive.reference.session_list
+    first, second = date(2026, 1, 15), date(2026, 1, 16)
+    started_first = [s for s in sessions if day(s.events[0].ms) == first.isoformat()]
+    assert any(day(s.events[-1].ms) == second.isoformat() for s in started_first)
+
+    # The sessions that started on the first day, with their events after midnight.
+    _, rows = run(settings, "reports/element_conversion", schema, DayRange(first, first))
+    assert {tuple(row[:7]): (row[7], row[8]) for row in rows} == element_conversion(
+        started_first, segment_of
+    )
+    _, rows = run(settings, "reports/exit_screens", schema, DayRange(second, None))
+    started_second = [s for s in sessions if day(s.events[0].ms) == second.isoformat()]
+    assert sum(n for *_, n in rows) == sum(
+        any(e.event_type == "screen_view" and e.screen for e in s.events) for s in started_second
+    )
+
+    # Only the day's partitions are read: Trino processes that day's events and no others.
+    events_of_second = [
+        e for e in archive.expected.valid_unique.values() if e["event_time"] >= "2026-01-16"
+    ]
+    cursor = connect(settings).cursor()
+    (statement,) = statements("reports/events_by_type", settings, schema, DayRange(second, second))
+    cursor.execute(statement)
+    rows = cursor.fetchall()
+    assert {dt for dt, _, _ in rows} == {second.isoformat()}
+    assert sum(n for *_, n in rows) == len(events_of_second)
+    assert cursor.stats["processedRows"] == len(events_of_second)
+
+    # The command an analyst runs: --from/--to over both days is the whole archive.
+    environment = settings_env(settings) | {"CLICKSTREAM_TRINO_SCHEMA": schema}
+    printed = subprocess.run(
+        [sys.executable, "-m", "flows", "trino", "report", "events_by_type", "--format", "json",
+         "--from", first.isoformat(), "--to", second.isoformat()],
+        env=environment, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    _, everything = run(settings, "reports/events_by_type", schema)
+    assert [tuple(r.values()) for r in json.loads(printed)] == [tuple(r) for r in everything]
+    refused = subprocess.run(
+        [sys.executable, "-m", "flows", "trino", "report", "events_by_type",
+         "--day", first.isoformat(), "--to", second.isoformat()],
+        env=environment, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "not both" in refused.stderr
