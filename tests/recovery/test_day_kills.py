@@ -1,0 +1,111 @@
+"""Kill -9 at several points of a day read as a Kafka backlog, the last one right after an hour's
+object of the sessions table was written and before its epoch was committed, then a resume: every
+table of the archive holds every row once, none missing, and every figure is exact.
+
+The day spans 24 hours of event time, so hours of sessions and offers leave the job's state
+between a snapshot and the replay that follows a kill."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+
+from flows.settings import Settings
+from sources.kafka import ensure_topics
+from tests.conftest import Services
+from tests.support.customers import load_simulated_customers
+from tests.support.day_backlog import DAY, PARTITIONS, assert_exact, day_messages, produce
+from tests.support.job import ROOT, accepted, run_job, start_job, wait_for
+from tests.support.readback import archive_rows, topic_values
+
+CAMPAIGNS = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
+             "abandoned_loan_application.py")  # fmt: skip
+
+
+def _session_objects(services: Services, settings: Settings) -> int:
+    root = f"{settings.s3_bucket}/{settings.s3_prefix}/sessions"
+    services.s3.invalidate_cache()
+    try:
+        return sum(1 for path in services.s3.find(root) if path.endswith(".parquet"))
+    except FileNotFoundError:
+        return 0
+
+
+def test_kills_across_a_day_backlog_leave_every_table_whole(
+    services: Services, tmp_path: Path
+) -> None:
+    campaigns = tmp_path / "campaigns"
+    campaigns.mkdir()
+    for name in CAMPAIGNS:
+        shutil.copy(ROOT / "campaigns" / name, campaigns / name)
+    topic = services.settings.events_topics[0]
+    settings = services.settings.model_copy(
+        update={
+            "epoch_interval_s": 1.0,
+            # Objects are rewritten often, so a kill lands between a write and its epoch's end.
+            "archive_max_age_s": 2.0,
+            "archive_chunk_rows": 5000,
+            "campaigns_dir": campaigns,
+            "offers_topic": f"{topic}.offers",
+            "offer_decisions_topic": f"{topic}.offer-decisions",
+            "offers_max_trigger_age_s": 0,
+        }
+    )
+    topics = [topic, settings.dlq_topic_for(topic), settings.offers_topic]
+    ensure_topics(settings.kafka_brokers, [*topics, settings.offer_decisions_topic], PARTITIONS)
+    load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)
+    produce(settings, day_messages())
+    total = DAY.event_count
+    recovery, log = tmp_path / "recovery", tmp_path / "job.log"
+
+    for share in (0.3, 0.6):
+        job = start_job(settings, "kafka", recovery, log)
+        target = int(total * share)
+        try:
+            wait_for(
+                lambda: accepted(services.redis, settings) >= target,  # noqa: B023
+                300,
+                f"{share:.0%} of the day",
+            )
+        finally:
+            job.send_signal(signal.SIGKILL)
+            job.wait(30)
+    job = start_job(settings, "kafka", recovery, log)
+    try:
+        before = _session_objects(services, settings)
+        wait_for(
+            lambda: _session_objects(services, settings) > before,
+            300,
+            "a new hour of the sessions table",
+        )
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(30)
+    assert before > 0
+    assert accepted(services.redis, settings) < total, "the kills came too late to matter"
+
+    run_job(settings, "kafka", recovery, timeout=600)
+    # Figures, the sessions table and the events table: every row once, as the reference.
+    assert_exact(services, settings, "killed three times and resumed")
+    sessions = archive_rows(services.s3, settings, "sessions")
+    assert len({(r["_dt"], r["_hour"]) for r in sessions}) == len({r["_object"] for r in sessions})
+
+    # The offers table: each decision once, each one also on the decisions topic, and every
+    # offer matched as pending has its one release (held over the night's quiet hours or not).
+    rows = archive_rows(services.s3, settings, "offers")
+    repeated = [i for i, n in Counter(r["decision_id"] for r in rows).items() if n > 1]
+    assert not repeated, repeated[:5]
+    on_topic = {
+        msgspec.json.decode(value)["decision_id"]
+        for value in topic_values(settings, settings.offer_decisions_topic)
+    }
+    assert {r["decision_id"] for r in rows} <= on_topic
+    pending = {r["offer_id"] for r in rows if (r["stage"], r["outcome"]) == ("match", "pending")}
+    released = {r["offer_id"] for r in rows if r["stage"] == "release"}
+    assert pending == released
+    assert len(pending) > 50
+    assert any(r["reason"] == "quiet_hours" for r in rows)
