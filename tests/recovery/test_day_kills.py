@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import signal
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -26,13 +27,15 @@ CAMPAIGNS = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
              "abandoned_loan_application.py")  # fmt: skip
 
 
-def _session_objects(services: Services, settings: Settings) -> int:
+def _session_objects(services: Services, settings: Settings) -> set[tuple[str, str]]:
+    """Every object of the sessions table, with when it was last written."""
     root = f"{settings.s3_bucket}/{settings.s3_prefix}/sessions"
     services.s3.invalidate_cache()
     try:
-        return sum(1 for path in services.s3.find(root) if path.endswith(".parquet"))
+        found = services.s3.find(root, detail=True)
     except FileNotFoundError:
-        return 0
+        return set()
+    return {(path, str(info.get("LastModified"))) for path, info in found.items()}
 
 
 def test_kills_across_a_day_backlog_leave_every_table_whole(
@@ -58,35 +61,36 @@ def test_kills_across_a_day_backlog_leave_every_table_whole(
     topics = [topic, settings.dlq_topic_for(topic), settings.offers_topic]
     ensure_topics(settings.kafka_brokers, [*topics, settings.offer_decisions_topic], PARTITIONS)
     load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)
-    produce(settings, day_messages())
+    messages = day_messages()
     total = DAY.event_count
     recovery, log = tmp_path / "recovery", tmp_path / "job.log"
 
-    for share in (0.3, 0.6):
+    def kill_when(condition: Callable[[], bool], what: str) -> None:
         job = start_job(settings, "kafka", recovery, log)
-        target = int(total * share)
         try:
-            wait_for(
-                lambda: accepted(services.redis, settings) >= target,  # noqa: B023
-                300,
-                f"{share:.0%} of the day",
-            )
+            wait_for(condition, 300, what)
         finally:
             job.send_signal(signal.SIGKILL)
             job.wait(30)
-    job = start_job(settings, "kafka", recovery, log)
-    try:
-        before = _session_objects(services, settings)
-        wait_for(
-            lambda: _session_objects(services, settings) > before,
-            300,
-            "a new hour of the sessions table",
-        )
-    finally:
-        job.send_signal(signal.SIGKILL)
-        job.wait(30)
-    assert before > 0
-    assert accepted(services.redis, settings) < total, "the kills came too late to matter"
+
+    def past(share: float) -> Callable[[], bool]:
+        return lambda: accepted(services.redis, settings) >= int(total * share)
+
+    # The topic fills as the day goes (the job cannot run ahead of it): a kill after 30% of the
+    # day's events, one after 60% once sessions are archived, one right after a sessions object
+    # was (re)written, before its epoch could be committed.
+    cuts = [int(len(messages) * share) for share in (0.35, 0.7)]
+    produce(settings, messages[: cuts[0]])
+    kill_when(past(0.3), "30% of the day")
+    produce(settings, messages[cuts[0] : cuts[1]])
+    kill_when(
+        lambda: past(0.6)() and bool(_session_objects(services, settings)),
+        "60% of the day and sessions archived",
+    )
+    written = _session_objects(services, settings)
+    kill_when(lambda: bool(_session_objects(services, settings) - written), "a sessions write")
+    assert accepted(services.redis, settings) < total
+    produce(settings, messages[cuts[1] :])
 
     run_job(settings, "kafka", recovery, timeout=600)
     # Figures, the sessions table and the events table: every row once, as the reference.
