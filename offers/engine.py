@@ -65,6 +65,7 @@ from operators.totals import HASH, FigureDeltas, count
 from state.contract import Event
 from state.customer_store import CustomerProfile, parse_consent
 from state.records import Arrival
+from state.redis_keys import OFFERS_LATENCY, OFFERS_REASONS, campaign, offers_key
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -732,19 +733,21 @@ class OffersShard:
     ) -> None:
         """Figures by UTC day of the trigger (docs/redis-keys.md, "Offers")."""
         day = trigger_ms // DAY_MS
-        base = f"{self.config.prefix}:offers:{_utc_date(day)}"
+        label = _utc_date(day)
+        prefix = self.config.prefix
         figures = result.figures
-        per_campaign = (HASH, f"{base}:campaign:{campaign_id}", day)
+        per_campaign = (HASH, offers_key(prefix, label, campaign(campaign_id)), day)
         count(figures, per_campaign, outcome)
         if stage == "match" and outcome != "rule_error":
             count(figures, per_campaign, "matched")
         if reason is not None and outcome != "pending":
             count(figures, per_campaign, f"{outcome}.{reason}")
-            count(figures, (HASH, f"{base}:reasons", day), f"{outcome}.{reason}")
+            reasons = offers_key(prefix, label, OFFERS_REASONS)
+            count(figures, (HASH, reasons, day), f"{outcome}.{reason}")
         if outcome in ("sent", "held_out", "suppressed", "rule_error"):
-            count(figures, (HASH, f"{base}:{outcome}", day), campaign_id)
+            count(figures, (HASH, offers_key(prefix, label, outcome), day), campaign_id)
         if latency_ms is not None:
-            key = (HASH, f"{base}:latency", day)
+            key = (HASH, offers_key(prefix, label, OFFERS_LATENCY), day)
             count(figures, key, "decisions")
             count(figures, key, "sum_ms", max(0, latency_ms))
             bucket = next((f"le_{b}ms" for b in LATENCY_BUCKETS_MS if latency_ms <= b), "over")

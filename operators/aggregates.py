@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 
 import msgspec
 
 from operators.clock import ENDLESS, NEVER
 from operators.shard_state import LOW_WATERMARK, MINUTE_MS, MinuteCounts
+from state import redis_keys
 from state.contract import EVENT_TYPES
 from state.records import HashWrite, RedisWrite, StreamEntry
 from state.snapshots import decode_snapshot, encode_snapshot
@@ -22,10 +22,7 @@ from state.snapshots import decode_snapshot, encode_snapshot
 SNAPSHOT_VERSION = 1
 
 
-@functools.lru_cache(maxsize=8192)
-def minute_label(minute_ms: int) -> str:
-    """The UTC minute as it appears in key names: ``2026-01-15T08:01``."""
-    return datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+minute_label = functools.lru_cache(maxsize=8192)(redis_keys.minute_label)
 
 
 class RedisKeys(msgspec.Struct, frozen=True):
@@ -35,25 +32,25 @@ class RedisKeys(msgspec.Struct, frozen=True):
 
     def minute(self, family: str, minute_ms: int) -> str:
         """Hash of one UTC minute of a per-minute figure."""
-        return f"{self.prefix}:minute:{family}:{minute_label(minute_ms)}"
+        return redis_keys.minute_key(self.prefix, family, minute_label(minute_ms))
 
     def series(self, family: str) -> str:
         """Stream of a per-minute figure: one entry per closed minute."""
-        return f"{self.prefix}:series:{family}"
+        return redis_keys.series_key(self.prefix, family)
 
     def events_by_type_minute(self, minute_ms: int) -> str:
         """Hash: event_type → events in that UTC minute."""
-        return self.minute("events_by_type", minute_ms)
+        return self.minute(redis_keys.EVENTS_BY_TYPE, minute_ms)
 
     @property
     def events_by_type_series(self) -> str:
         """Stream: one entry per closed minute, a field per event_type plus ``total``."""
-        return self.series("events_by_type")
+        return self.series(redis_keys.EVENTS_BY_TYPE)
 
     @property
     def pipeline(self) -> str:
         """Hash: the job's own health counters."""
-        return f"{self.prefix}:pipeline"
+        return redis_keys.pipeline_key(self.prefix)
 
 
 class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
@@ -90,10 +87,12 @@ class MinuteFamily(msgspec.Struct, frozen=True):
     with_total: bool = False
 
 
-EVENTS_BY_TYPE = MinuteFamily("events_by_type", EVENT_TYPES, with_total=True)
-JOURNEYS = MinuteFamily("journeys", ("active_customers", "sessions_started", "sessions_converted"))
+EVENTS_BY_TYPE = MinuteFamily(redis_keys.EVENTS_BY_TYPE, EVENT_TYPES, with_total=True)
+JOURNEYS = MinuteFamily(
+    redis_keys.JOURNEYS, ("active_customers", "sessions_started", "sessions_converted")
+)
 # Offers by the minute they went out (sent, held out) or were suppressed.
-OFFERS = MinuteFamily("offers", ("sent", "held_out", "suppressed"))
+OFFERS = MinuteFamily(redis_keys.OFFERS, ("sent", "held_out", "suppressed"))
 
 
 class MinuteSeries:

@@ -18,7 +18,6 @@ import itertools
 import operator
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
 import msgspec
 
@@ -26,7 +25,9 @@ from operators.clock import ENDLESS, NEVER
 from operators.identity import device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
 from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
+from state import redis_keys as rk
 from state.archive_layout import DEVICE_PREFIX
+from state.redis_keys import DIMENSIONS, by_dimension, day_key
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -35,13 +36,12 @@ MINUTE_MS = 60_000
 RAGE_CLICKS = 3
 """More than this many clicks on one screen and element within a second is a rage click."""
 RAGE_WINDOW_MS = 1000
-DIMENSIONS = ("os", "app_version", "app", "channel", "segment", "all")
 SESSION_CHANNELS = frozenset({"mobile", "web"})
 UNKNOWN = "unknown"
 
 RATIOS = (
-    Ratio("conversions", "sessions", "conversion_rate"),
-    Ratio("submitted", "started", "completion_rate"),
+    Ratio("conversions", "sessions", rk.CONVERSION_RATE),
+    Ratio("submitted", "started", rk.COMPLETION_RATE),
 )
 
 CrossSection = tuple[int, str | None, str | None, str | None, str, str]
@@ -191,10 +191,7 @@ class JourneySnapshot(msgspec.Struct, frozen=True):
     upstream_ms: int
 
 
-@functools.lru_cache(maxsize=1024)
-def day_label(day_index: int) -> str:
-    """The UTC day ``YYYY-MM-DD`` of a day index (epoch ms // 86,400,000)."""
-    return datetime.fromtimestamp(day_index * 86_400, UTC).strftime("%Y-%m-%d")
+day_label = functools.lru_cache(maxsize=1024)(rk.day_label)
 
 
 def _day(ms: int) -> tuple[int, str]:
@@ -335,7 +332,7 @@ class Journeys:
             for row in cross_sections:
                 by_day.setdefault(row[0], []).append(row)
         for day_index, rows in by_day.items():
-            base = f"{prefix}:day:{day_label(day_index)}:by_"
+            label = day_label(day_index)
             # One column per dimension, counted in C.
             columns = list(zip(*rows, strict=True))[1:]
             for dimension, column in zip(DIMENSIONS, columns, strict=False):
@@ -343,13 +340,15 @@ class Journeys:
                 missing = tally.pop(None, 0)
                 if missing:
                     tally[UNKNOWN] += missing
-                add_deltas(figures, (HASH, f"{base}{dimension}:events", day_index), tally)
-            count(figures, (HASH, f"{base}all:events", day_index), "all", len(rows))
+                key = day_key(prefix, label, by_dimension(dimension, "events"))
+                add_deltas(figures, (HASH, key, day_index), tally)
+            key = day_key(prefix, label, by_dimension("all", "events"))
+            count(figures, (HASH, key, day_index), "all", len(rows))
         for (day_index, screen), n in Counter(screens).items():
-            key = f"{prefix}:day:{day_label(day_index)}:top:screens"
+            key = day_key(prefix, day_label(day_index), rk.TOP_SCREENS)
             count(figures, (ZSET, key, day_index), screen, n)
         for (day_index, error), n in Counter(errors).items():
-            key = f"{prefix}:day:{day_label(day_index)}:top:errors"
+            key = day_key(prefix, day_label(day_index), rk.TOP_ERRORS)
             count(figures, (ZSET, key, day_index), error, n)
 
     def flush(self, segments: SegmentLookup) -> JourneyBatchResult:
@@ -493,7 +492,9 @@ def bursts(times: list[int]) -> int:
     return found
 
 
-_DIMENSION_FAMILIES = tuple((f"by_{d}:sessions", f"by_{d}:conversions") for d in DIMENSIONS)
+_DIMENSION_FAMILIES = tuple(
+    (by_dimension(d, "sessions"), by_dimension(d, "conversions")) for d in DIMENSIONS
+)
 
 
 class SessionTally:
@@ -636,9 +637,9 @@ class SessionTally:
             if funnel.may_start(screens):
                 reached = funnel.reached(events)
                 if reached:
-                    funnel_family = families.get((HASH, f"funnel:{funnel.name}"))
+                    funnel_family = families.get((HASH, rk.funnel(funnel.name)))
                     if funnel_family is None:
-                        funnel_family = families[(HASH, f"funnel:{funnel.name}")] = []
+                        funnel_family = families[(HASH, rk.funnel(funnel.name))] = []
                     funnel_family.extend(self._step_fields[:reached])
 
     def into(self, figures: FigureDeltas, minutes: dict[int, dict[str, int]], prefix: str) -> None:
@@ -672,19 +673,19 @@ class SessionTally:
             label = day_label(day)
             for (kind, family), counts in families.items():
                 if counts:
-                    add_deltas(figures, (kind, f"{prefix}:day:{label}:{family}", day), counts)
+                    add_deltas(figures, (kind, day_key(prefix, label, family), day), counts)
 
 
-_EXIT_SCREENS = (ZSET, "top:exit_screens")
-_TRANSITIONS = (ZSET, "transitions")
-_SCREEN_SESSIONS = (HASH, "screen:sessions")
-_SCREEN_CONVERSIONS = (HASH, "screen:conversions")
-_BUTTON_SESSIONS = (HASH, "button:sessions")
-_BUTTON_CONVERSIONS = (HASH, "button:conversions")
-_RAGE_CLICKS = (ZSET, "top:rage_clicks")
-_FORMS_STARTED = (HASH, "form:started")
-_FORMS_SUBMITTED = (HASH, "form:submitted")
-_ABANDONED_FORMS = (ZSET, "top:abandoned_forms")
+_EXIT_SCREENS = (ZSET, rk.TOP_EXIT_SCREENS)
+_TRANSITIONS = (ZSET, rk.TRANSITIONS)
+_SCREEN_SESSIONS = (HASH, rk.SCREEN_SESSIONS)
+_SCREEN_CONVERSIONS = (HASH, rk.SCREEN_CONVERSIONS)
+_BUTTON_SESSIONS = (HASH, rk.BUTTON_SESSIONS)
+_BUTTON_CONVERSIONS = (HASH, rk.BUTTON_CONVERSIONS)
+_RAGE_CLICKS = (ZSET, rk.TOP_RAGE_CLICKS)
+_FORMS_STARTED = (HASH, rk.FORMS_STARTED)
+_FORMS_SUBMITTED = (HASH, rk.FORMS_SUBMITTED)
+_ABANDONED_FORMS = (ZSET, rk.TOP_ABANDONED_FORMS)
 _DIMENSION_KEYS = tuple(
     ((HASH, sessions), (HASH, conversions)) for sessions, conversions in _DIMENSION_FAMILIES
 )
