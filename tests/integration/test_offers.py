@@ -7,7 +7,6 @@ every decision once, and the uplift report gives the figures computed from the i
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,14 +30,11 @@ from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.events import BASE as EVENTS_BASE
 from tests.support.events import event_json
-from tests.support.job import crash_midway, run_job
+from tests.support.job import crash_midway, run_job, with_offers
 from tests.support.offers_reference import CampaignSpec, Outcome, expected_offers
 from tests.support.readback import archive_rows, redis_dump, topic_values
 from tests.support.reference import expected_from, parse_time
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
-           "abandoned_loan_application.py")  # fmt: skip
 LOAN_FORM = "loan_application_form"
 
 
@@ -117,26 +113,10 @@ class OffersRun:
 def offers_run(module_services: Services, tmp_path_factory: pytest.TempPathFactory) -> OffersRun:
     services = module_services
     tmp_path = tmp_path_factory.mktemp("offers")
-    campaigns = tmp_path / "campaigns"
-    campaigns.mkdir()
-    for name in SHIPPED:
-        shutil.copy(ROOT / "campaigns" / name, campaigns / name)
     base = services.settings
     topic = base.events_topics[0]
-    settings = base.model_copy(
-        update={
-            "epoch_interval_s": 1.0,
-            "kafka_batch_size": 500,
-            # Decisions reach S3 before the crash, so that the replay has to rewrite them.
-            "archive_max_age_s": 2.0,
-            "archive_chunk_rows": 5000,
-            "campaigns_dir": campaigns,
-            "offers_topic": f"{topic}.offers",
-            "offer_decisions_topic": f"{topic}.offer-decisions",
-            # Simulated January traffic: the wall clock is months later.
-            "offers_max_trigger_age_s": 0,
-            "offers_holdout_share": 0.05,
-        }
+    settings = with_offers(
+        base, tmp_path / "campaigns", kafka_batch_size=500, offers_holdout_share=0.05
     )
     prepare_topics(settings, "kafka")  # events, dead letters, offers, decisions
     # 08:00-11:00 in Warsaw, a busy morning for 3,000 customers.

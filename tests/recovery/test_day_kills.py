@@ -7,7 +7,6 @@ between a snapshot and the replay that follows a kill."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -20,11 +19,8 @@ from sources.kafka import ensure_topics
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.day_backlog import DAY, PARTITIONS, assert_exact, day_messages, produce
-from tests.support.job import ROOT, accepted, run_job, start_job, wait_for
+from tests.support.job import accepted, run_job, start_job, wait_for, with_offers
 from tests.support.readback import archive_rows, topic_values
-
-CAMPAIGNS = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
-             "abandoned_loan_application.py")  # fmt: skip
 
 
 def _session_objects(services: Services, settings: Settings) -> set[tuple[str, str]]:
@@ -41,23 +37,9 @@ def _session_objects(services: Services, settings: Settings) -> set[tuple[str, s
 def test_kills_across_a_day_backlog_leave_every_table_whole(
     services: Services, tmp_path: Path
 ) -> None:
-    campaigns = tmp_path / "campaigns"
-    campaigns.mkdir()
-    for name in CAMPAIGNS:
-        shutil.copy(ROOT / "campaigns" / name, campaigns / name)
-    topic = services.settings.events_topics[0]
-    settings = services.settings.model_copy(
-        update={
-            "epoch_interval_s": 1.0,
-            # Objects are rewritten often, so a kill lands between a write and its epoch's end.
-            "archive_max_age_s": 2.0,
-            "archive_chunk_rows": 5000,
-            "campaigns_dir": campaigns,
-            "offers_topic": f"{topic}.offers",
-            "offer_decisions_topic": f"{topic}.offer-decisions",
-            "offers_max_trigger_age_s": 0,
-        }
-    )
+    # Objects are rewritten every 2 s, so a kill lands between a write and its epoch's end.
+    settings = with_offers(services.settings, tmp_path / "campaigns")
+    topic = settings.events_topics[0]
     topics = [topic, settings.dlq_topic_for(topic), settings.offers_topic]
     ensure_topics(settings.kafka_brokers, [*topics, settings.offer_decisions_topic], PARTITIONS)
     load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)

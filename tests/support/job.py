@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -17,6 +19,30 @@ from sources.simulator import SimulatedMessage
 from sources.simulator_output import KafkaWriter
 
 ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CAMPAIGNS = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",
+                     "abandoned_loan_application.py")  # fmt: skip
+
+
+def with_offers(settings: Settings, folder: Path, **update: Any) -> Settings:
+    """``settings`` with offers on: the shipped campaigns copied into ``folder``, the offer topics
+    named after the events topic, objects written every 2 s (so that a crash leaves some written
+    before it), and no trigger too old (simulated traffic is months behind the wall clock)."""
+    folder.mkdir(exist_ok=True)
+    for name in SHIPPED_CAMPAIGNS:
+        shutil.copy(ROOT / "campaigns" / name, folder / name)
+    topic = settings.events_topics[0]
+    return settings.model_copy(
+        update={
+            "epoch_interval_s": 1.0,
+            "archive_max_age_s": 2.0,
+            "archive_chunk_rows": 5000,
+            "campaigns_dir": folder,
+            "offers_topic": f"{topic}.offers",
+            "offer_decisions_topic": f"{topic}.offer-decisions",
+            "offers_max_trigger_age_s": 0,
+            **update,
+        }
+    )
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
