@@ -65,7 +65,13 @@ from operators.totals import HASH, FigureDeltas, count
 from state.contract import Event
 from state.customer_store import CustomerProfile, parse_consent
 from state.records import Arrival
-from state.redis_keys import OFFERS_LATENCY, OFFERS_REASONS, campaign, offers_key
+from state.redis_keys import (
+    OFFERS_LATENCY,
+    OFFERS_MATCHED,
+    OFFERS_REASONS,
+    campaign,
+    offers_key,
+)
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1
@@ -740,6 +746,7 @@ class OffersShard:
         count(figures, per_campaign, outcome)
         if stage == "match" and outcome != "rule_error":
             count(figures, per_campaign, "matched")
+            count(figures, (HASH, offers_key(prefix, label, OFFERS_MATCHED), day), campaign_id)
         if reason is not None and outcome != "pending":
             count(figures, per_campaign, f"{outcome}.{reason}")
             reasons = offers_key(prefix, label, OFFERS_REASONS)

@@ -24,7 +24,7 @@ import msgspec
 from operators.clock import ENDLESS, NEVER
 from operators.identity import device_identity
 from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
-from operators.totals import HASH, ZSET, FigureDeltas, Ratio, add_deltas, count
+from operators.totals import HASH, NO_DAY, ZSET, FigureDeltas, Ratio, add_deltas, count
 from state import redis_keys as rk
 from state.archive_layout import DEVICE_PREFIX
 from state.redis_keys import DIMENSIONS, by_dimension, day_key
@@ -344,6 +344,9 @@ class Journeys:
                 add_deltas(figures, (HASH, key, day_index), tally)
             key = day_key(prefix, label, by_dimension("all", "events"))
             count(figures, (HASH, key, day_index), "all", len(rows))
+            month = (HASH, rk.month_key(prefix, label[:7], "events"), day_index)
+            count(figures, month, label[8:], len(rows))
+            count(figures, (ZSET, rk.days_key(prefix), NO_DAY), label, len(rows))
         for (day_index, screen), n in Counter(screens).items():
             key = day_key(prefix, day_label(day_index), rk.TOP_SCREENS)
             count(figures, (ZSET, key, day_index), screen, n)
@@ -674,6 +677,10 @@ class SessionTally:
             for (kind, family), counts in families.items():
                 if counts:
                     add_deltas(figures, (kind, day_key(prefix, label, family), day), counts)
+            # The day-of-month view of the month: the day's sessions and conversions.
+            for figure, of_day in _MONTH_FAMILIES:
+                month = (HASH, rk.month_key(prefix, label[:7], figure), day)
+                count(figures, month, label[8:], families[of_day]["all"])
 
 
 _EXIT_SCREENS = (ZSET, rk.TOP_EXIT_SCREENS)
@@ -688,6 +695,10 @@ _FORMS_SUBMITTED = (HASH, rk.FORMS_SUBMITTED)
 _ABANDONED_FORMS = (ZSET, rk.TOP_ABANDONED_FORMS)
 _DIMENSION_KEYS = tuple(
     ((HASH, sessions), (HASH, conversions)) for sessions, conversions in _DIMENSION_FAMILIES
+)
+_MONTH_FAMILIES: tuple[tuple[str, tuple[str, str]], ...] = (
+    ("sessions", (HASH, by_dimension("all", "sessions"))),
+    ("conversions", (HASH, by_dimension("all", "conversions"))),
 )
 _PARTS = (
     *_DIMENSION_KEYS,

@@ -18,6 +18,8 @@ from state.snapshots import decode_snapshot, encode_snapshot
 SNAPSHOT_VERSION = 1
 HASH = "h"
 ZSET = "z"
+NO_DAY = -1
+"""The day of a figure that is not day-bound: never expires, never leaves the state."""
 
 FigureKey = tuple[str, str, int]
 """(redis type ``h``/``z``, key, day index of the events it counts or -1 for no day)."""
@@ -116,7 +118,7 @@ class Totals:
         for figure, names in changed.items():
             kind, key, day = figure
             values = {f: totals[figure][f] for f in names}
-            expire = self._expire_s if day >= 0 else None
+            expire = self._expire_s if day != NO_DAY else None
             if kind == ZSET:
                 writes.append(ZSetWrite(key, values, expire))
             else:
@@ -142,7 +144,7 @@ class Totals:
                 if denominator.get(f)
             }
             if rates:
-                expire = self._expire_s if day >= 0 else None
+                expire = self._expire_s if day != NO_DAY else None
                 writes.append(HashWrite(f"{base}:{ratio.rate}", rates, expire))
         return writes
 
@@ -150,7 +152,7 @@ class Totals:
         horizon = self._max_day - self._retention_days
         if horizon <= 0:
             return
-        for figure in [f for f in self._totals if 0 <= f[2] < horizon]:
+        for figure in [f for f in self._totals if f[2] != NO_DAY and f[2] < horizon]:
             del self._totals[figure]
 
     def snapshot(self) -> bytes:

@@ -29,7 +29,7 @@ FORMS_STARTED, FORMS_SUBMITTED = "form:started", "form:submitted"
 CONVERSION_RATE, COMPLETION_RATE = "conversion_rate", "completion_rate"
 
 # Day families of the offers (``<prefix>:offers:<day>:<family>``).
-OFFERS_SENT, OFFERS_HELD_OUT = "sent", "held_out"
+OFFERS_MATCHED, OFFERS_SENT, OFFERS_HELD_OUT = "matched", "sent", "held_out"
 OFFERS_SUPPRESSED, OFFERS_RULE_ERROR = "suppressed", "rule_error"
 OFFERS_REASONS, OFFERS_LATENCY = "reasons", "latency"
 
@@ -74,6 +74,17 @@ def offers_key(prefix: str, day: str, family: str) -> str:
     return f"{prefix}:offers:{day}:{family}"
 
 
+def month_key(prefix: str, month: str, figure: str) -> str:
+    """A figure of every day of a UTC month, a field per day of month (``01``…``31``):
+    ``cs:month:2026-01:sessions``."""
+    return f"{prefix}:month:{month}:{figure}"
+
+
+def days_key(prefix: str) -> str:
+    """The days that have figures: a sorted set, day ``YYYY-MM-DD`` → its events."""
+    return f"{prefix}:days"
+
+
 def minute_key(prefix: str, family: str, minute: str) -> str:
     """One UTC minute of a per-minute figure: ``cs:minute:journeys:2026-01-15T08:01``."""
     return f"{prefix}:minute:{family}:{minute}"
@@ -104,6 +115,9 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily(pipeline_key("cs"), "hash"),
     KeyFamily(minute_key("cs", JOURNEYS, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", JOURNEYS), "stream"),
+    KeyFamily(days_key("cs"), "sorted set"),
+    *(KeyFamily(month_key("cs", "<YYYY-MM>", figure), "hash") for figure in
+      ("events", "sessions", "conversions", CONVERSION_RATE)),
     *(KeyFamily(f"{_DAY}:by_<dim>:{figure}", "hash") for figure in
       ("events", "sessions", "conversions", CONVERSION_RATE)),
     *(KeyFamily(f"{_DAY}:{family}", "sorted set") for family in
@@ -115,8 +129,8 @@ FAMILIES: tuple[KeyFamily, ...] = (
        FORMS_STARTED, FORMS_SUBMITTED, f"form:{COMPLETION_RATE}", "funnel:<name>")),
     KeyFamily(f"{_OFFERS}:campaign:<campaign id>", "hash"),
     *(KeyFamily(f"{_OFFERS}:{family}", "hash") for family in
-      (OFFERS_SENT, OFFERS_HELD_OUT, OFFERS_SUPPRESSED, OFFERS_RULE_ERROR, OFFERS_REASONS,
-       OFFERS_LATENCY)),
+      (OFFERS_MATCHED, OFFERS_SENT, OFFERS_HELD_OUT, OFFERS_SUPPRESSED, OFFERS_RULE_ERROR,
+       OFFERS_REASONS, OFFERS_LATENCY)),
     KeyFamily(minute_key("cs", OFFERS, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", OFFERS), "stream"),
 )  # fmt: skip

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.support.journey_reference import Figures
 
-JOURNEY_FAMILIES = (":day:", ":minute:journeys:")
+JOURNEY_FAMILIES = (":day:", ":days", ":month:", ":minute:journeys:")
 
 
 def ints(value: Any) -> dict[str, int] | None:

@@ -186,6 +186,9 @@ def figures(
                 "all": "all"}  # fmt: skip
         for dim, value in dims.items():
             out.hashes[f"{prefix}:day:{day(e.ms)}:by_{dim}:events"][value] += 1
+        # The month's day-of-month view, and the days that have figures.
+        out.hashes[f"{prefix}:month:{day(e.ms)[:7]}:events"][day(e.ms)[8:]] += 1
+        out.zsets[f"{prefix}:days"][day(e.ms)] += 1
         if e.event_type == "screen_view" and e.screen:
             out.zsets[f"{prefix}:day:{day(e.ms)}:top:screens"][e.screen] += 1
         elif e.event_type == "error":
@@ -208,6 +211,9 @@ def figures(
         for dim, value in dims.items():
             out.hashes[f"{base}:by_{dim}:sessions"][value] += 1
             out.hashes[f"{base}:by_{dim}:conversions"][value] += int(s.converted)
+        month = f"{prefix}:month:{day(first.ms)[:7]}"
+        out.hashes[f"{month}:sessions"][day(first.ms)[8:]] += 1
+        out.hashes[f"{month}:conversions"][day(first.ms)[8:]] += int(s.converted)
         views = [e for e in s.events if e.event_type == "screen_view"]
         if views and views[-1].screen:
             out.zsets[f"{base}:top:exit_screens"][views[-1].screen] += 1
