@@ -103,6 +103,7 @@ def _mount_optional() -> None:
     from devstack.cli import app as stack_app
     from flows.campaigns_cli import campaigns_app
     from flows.customers_cli import customers_app
+    from flows.grafana_cli import grafana_app
     from flows.offers_cli import offers_app
     from flows.trino_cli import trino_app
     from sources.simulator_cli import simulate
@@ -113,6 +114,7 @@ def _mount_optional() -> None:
     app.command("simulate")(simulate)
     app.add_typer(customers_app, name="customers")
     app.add_typer(trino_app, name="trino")
+    app.add_typer(grafana_app, name="grafana")
     app.add_typer(campaigns_app, name="campaigns")
     app.add_typer(offers_app, name="offers")
 

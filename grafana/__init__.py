@@ -1,0 +1,1 @@
+"""Grafana dashboards as code over the job's Redis figures, their provisioning and their push."""
