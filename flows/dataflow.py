@@ -453,6 +453,7 @@ def build_flow(
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
     figure_deltas: Stream[tuple[str, Any]] = is_figures.trues
     offer_minute_writes: list[Stream[tuple[str, list[RedisWrite]]]] = []
+    offer_pipeline: list[Stream[tuple[str, Any]]] = []
     offer_objects: list[Stream[tuple[str, list[ArchiveObject]]]] = []
     if settings.campaigns_dir is not None:
         offer_messages, offer_deltas, decision_objects = add_offers(
@@ -479,6 +480,9 @@ def build_flow(
         offer_objects.append(decision_objects)
         offer_minutes = op.filter(
             "offer_minutes", is_offer_figures.falses, lambda kv: kv[0] == OFFERS_PER_MINUTE
+        )
+        offer_pipeline.append(
+            op.filter("offer_pipeline", is_offer_figures.falses, lambda kv: kv[0] == PIPELINE)
         )
         offer_minute_writes.append(
             stateful_batch(
@@ -522,7 +526,7 @@ def build_flow(
         ),
         snapshots=snapshots,
     )
-    deltas = op.merge("all_deltas", deltas, dead_counts, is_journey_minutes.falses)
+    deltas = op.merge("all_deltas", deltas, dead_counts, is_journey_minutes.falses, *offer_pipeline)
     is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
     minute_writes = stateful_batch(
         "events_by_minute",

@@ -33,7 +33,7 @@ from operators.aggregates import MinuteDeltas
 from operators.clock import NEVER
 from operators.hour_groups import TableRows
 from operators.offer_archive import OfferArchive, OfferRow, offer_rows
-from operators.shard_state import ShardBatchResult
+from operators.shard_state import PIPELINE, ShardBatchResult
 from operators.totals import FigureDeltas
 from state.archive_layout import OFFERS_TABLE
 from state.customer_store import CustomerProfile
@@ -270,11 +270,16 @@ def _offer_id(row: OfferRow) -> str:
     return row.offer_id
 
 
-def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas | MinuteDeltas]]:
+def _figures(
+    item: tuple[str, OffersOutput],
+) -> Iterable[tuple[str, FigureDeltas | MinuteDeltas | dict[str, int]]]:
     result = item[1].result
     if result.figures:
         yield OFFER_FIGURES, result.figures
     yield OFFERS_PER_MINUTE, MinuteDeltas(item[1].low_ms, result.minutes)
+    rule_errors = sum(1 for d in result.decisions if d.outcome == "rule_error")
+    if rule_errors:
+        yield PIPELINE, {"offer_rule_errors": rule_errors}
 
 
 class _Campaigns:

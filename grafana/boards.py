@@ -239,12 +239,24 @@ def pipeline() -> dashboard.Dashboard:
         p.stat_field("Valid events", "Accepted unique events since the recovery store began.",
                      key, "valid", width=6),
     ])  # fmt: skip
+    board = _row(board, "Over time (wall clock)", [
+        p.counters("Accepted since the start", "The valid-event counter sampled every 10 s: "
+                   "a flat line while Kafka has messages means the job is stuck.",
+                   [rk.pipeline_series_key(p.PREFIX, "valid")]),
+        p.counters("Rejected since the start", "Dead letters, late events, duplicates and "
+                   "failing campaign rules, sampled every 10 s: a rising line is a problem "
+                   "arriving now.", [rk.pipeline_series_key(p.PREFIX, c) for c in
+                   ("dead_letters", "late", "duplicates", "offer_rule_errors")]),
+    ])  # fmt: skip
     return _row(board, "Rejects", [
         p.stat_field("Dead letters", "Messages on the dead-letter topics.", key, "dead_letters",
                      warn_above=1),
         p.stat_field("Late events", "Events behind the watermark (archived, in no minute).", key,
                      "late", warn_above=1),
         p.stat_field("Duplicates", "Repeated event ids dropped.", key, "duplicates"),
+        p.stat_field("Campaign rule errors", "Campaign rules that raised or ran past their "
+                     "time limit: the offers dashboard says which.", key, "offer_rule_errors",
+                     warn_above=1),
         p.hash_bars("Dead letters by stage", "Where messages were rejected: decode (not JSON), "
                     "validate (the contract), …", key, "stage", "dead_letters",
                     fields=r"^dead_letters\..+"),

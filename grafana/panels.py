@@ -192,6 +192,14 @@ def per_minute(
     return panel
 
 
+def counters(title: str, description: str, keys: list[str], *, width: int = 12) -> Any:
+    """Several streams (one field each) as lines over the dashboard's time range."""
+    panel = timeseries.Panel().title(title).description(description).datasource(DATASOURCE)
+    for index, key in enumerate(keys):
+        panel = panel.with_target(xrange(key, ref_id=chr(ord("A") + index)))
+    return panel.span(width).height(8).unit("short")
+
+
 def stat_field(
     title: str,
     description: str,

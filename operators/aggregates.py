@@ -8,7 +8,8 @@ shards, so it rewrites the same numbers instead of adding them twice.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
@@ -219,13 +220,31 @@ class PipelineSnapshot(msgspec.Struct, frozen=True):
     totals: dict[str, int]
 
 
-class PipelineTotals:
-    """The job's health counters: valid, duplicates, late and dead letters by stage, and the
-    low watermark (``low_watermark_ms``, the newest any shard reported)."""
+SAMPLED = redis_keys.PIPELINE_SAMPLED
 
-    def __init__(self, keys: RedisKeys, snapshot: bytes | None = None) -> None:
+
+class PipelineTotals:
+    """The job's health counters: valid, duplicates, late and dead letters by stage, offer rule
+    errors, and the low watermark (``low_watermark_ms``, the newest any shard reported).
+
+    Besides the hash, each of :data:`SAMPLED` goes to a stream of its own by the wall clock (at
+    most one entry every ``sample_s``, a day of entries kept), for what is measured over time:
+    dead letters rising, no events for minutes. The streams are operations' view of the job at
+    work, not figures of the events: a replay after a crash appends its own entries.
+    """
+
+    def __init__(
+        self,
+        keys: RedisKeys,
+        snapshot: bytes | None = None,
+        clock: Callable[[], float] = time.time,
+        sample_s: float = 10.0,
+    ) -> None:
         """Create the counters, empty or from a snapshot."""
         self._keys = keys
+        self._clock = clock
+        self._sample_s = sample_s
+        self._sampled_at = -sample_s
         self.totals: dict[str, int] = {}
         if snapshot is not None:
             self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
@@ -240,7 +259,17 @@ class PipelineTotals:
                     totals[name] = max(totals.get(name, n), n)
                 else:
                     totals[name] = totals.get(name, 0) + n
-        return [HashWrite(self._keys.pipeline, dict(totals))]
+        writes: list[RedisWrite] = [HashWrite(self._keys.pipeline, dict(totals))]
+        now = self._clock()
+        if now - self._sampled_at >= self._sample_s:
+            self._sampled_at = now
+            max_len = int(86_400 / self._sample_s)
+            for name in SAMPLED:
+                stream = redis_keys.pipeline_series_key(self._keys.prefix, name)
+                writes.append(
+                    StreamEntry(stream, int(now * 1000), {name: totals.get(name, 0)}, max_len)
+                )
+        return writes
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state."""

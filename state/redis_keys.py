@@ -35,6 +35,8 @@ OFFERS_REASONS, OFFERS_LATENCY = "reasons", "latency"
 
 # Per-minute families (``<prefix>:minute:<family>:<minute>`` and ``<prefix>:series:<family>``).
 EVENTS_BY_TYPE = "events_by_type"
+PIPELINE_SAMPLED = ("valid", "duplicates", "late", "dead_letters", "offer_rule_errors")
+"""The pipeline counters also kept over time (:func:`pipeline_series_key`)."""
 JOURNEYS = "journeys"
 OFFERS = "offers"
 
@@ -95,6 +97,11 @@ def series_key(prefix: str, family: str) -> str:
     return f"{prefix}:series:{family}"
 
 
+def pipeline_series_key(prefix: str, counter: str) -> str:
+    """One pipeline counter by the wall clock: ``cs:series:pipeline:dead_letters``."""
+    return f"{prefix}:series:pipeline:{counter}"
+
+
 def pipeline_key(prefix: str) -> str:
     """The job's own health counters: ``cs:pipeline``."""
     return f"{prefix}:pipeline"
@@ -113,6 +120,7 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily(minute_key("cs", EVENTS_BY_TYPE, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", EVENTS_BY_TYPE), "stream"),
     KeyFamily(pipeline_key("cs"), "hash"),
+    KeyFamily(pipeline_series_key("cs", "<counter>"), "stream"),
     KeyFamily(minute_key("cs", JOURNEYS, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", JOURNEYS), "stream"),
     KeyFamily(days_key("cs"), "sorted set"),

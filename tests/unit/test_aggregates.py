@@ -55,6 +55,26 @@ def test_pipeline_totals_sum_every_delta() -> None:
     totals = PipelineTotals(KEYS)
     totals.apply([{"valid": 3, "late": 1}, {"valid": 2, "dead_letters": 1}])
     restored = PipelineTotals(KEYS, totals.snapshot())
-    assert restored.apply([{"valid": 1}]) == [
-        HashWrite("cs:pipeline", {"valid": 6, "late": 1, "dead_letters": 1})
-    ]
+    assert restored.apply([{"valid": 1}])[0] == HashWrite(
+        "cs:pipeline", {"valid": 6, "late": 1, "dead_letters": 1}
+    )
+
+
+def test_pipeline_counters_are_sampled_by_the_wall_clock_for_alerts() -> None:
+    now = [1_800_000_000.0]
+    totals = PipelineTotals(KEYS, clock=lambda: now[0], sample_s=10.0)
+
+    def sampled(delta: dict[str, int]) -> dict[str, tuple[int | float | str, ...]]:
+        entries = [w for w in totals.apply([delta]) if isinstance(w, StreamEntry)]
+        return {e.key: (e.id_ms, *e.fields.values()) for e in entries}
+
+    first = sampled({"valid": 5, "dead_letters": 1})
+    assert first["cs:series:pipeline:valid"] == (1_800_000_000_000, 5)
+    assert first["cs:series:pipeline:dead_letters"] == (1_800_000_000_000, 1)
+    assert first["cs:series:pipeline:offer_rule_errors"] == (1_800_000_000_000, 0)
+    now[0] += 4  # within the sampling interval: the hash only
+    assert sampled({"valid": 1}) == {}
+    now[0] += 6
+    assert sampled({"dead_letters": 2})["cs:series:pipeline:dead_letters"] == (
+        1_800_000_010_000, 3,
+    )  # fmt: skip
