@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
@@ -221,6 +222,8 @@ class PipelineSnapshot(msgspec.Struct, frozen=True):
 
 
 SAMPLED = redis_keys.PIPELINE_SAMPLED
+WINDOWS = {"valid": 300, "dead_letters": 600, "late": 600, "offer_rule_errors": 600}
+"""Counter → seconds of wall clock its recent growth is reported over (for alert rules)."""
 
 
 class PipelineTotals:
@@ -231,6 +234,10 @@ class PipelineTotals:
     most one entry every ``sample_s``, a day of entries kept), for what is measured over time:
     dead letters rising, no events for minutes. The streams are operations' view of the job at
     work, not figures of the events: a replay after a crash appends its own entries.
+
+    The hash also says how much each of :data:`WINDOWS` grew over its last minutes of wall clock
+    (``dead_letters_last_10m``…), from the samples this process took: the single values
+    Grafana's alert rules compare to a threshold. After a restart they count from the restart.
     """
 
     def __init__(
@@ -245,6 +252,7 @@ class PipelineTotals:
         self._clock = clock
         self._sample_s = sample_s
         self._sampled_at = -sample_s
+        self._samples: deque[tuple[float, dict[str, int]]] = deque()
         self.totals: dict[str, int] = {}
         if snapshot is not None:
             self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
@@ -259,10 +267,13 @@ class PipelineTotals:
                     totals[name] = max(totals.get(name, n), n)
                 else:
                     totals[name] = totals.get(name, 0) + n
-        writes: list[RedisWrite] = [HashWrite(self._keys.pipeline, dict(totals))]
         now = self._clock()
+        fields: dict[str, int | float | str] = dict(totals)
+        fields.update(self._windows(now))
+        writes: list[RedisWrite] = [HashWrite(self._keys.pipeline, fields)]
         if now - self._sampled_at >= self._sample_s:
             self._sampled_at = now
+            self._samples.append((now, {name: totals.get(name, 0) for name in WINDOWS}))
             max_len = int(86_400 / self._sample_s)
             for name in SAMPLED:
                 stream = redis_keys.pipeline_series_key(self._keys.prefix, name)
@@ -270,6 +281,22 @@ class PipelineTotals:
                     StreamEntry(stream, int(now * 1000), {name: totals.get(name, 0)}, max_len)
                 )
         return writes
+
+    def _windows(self, now: float) -> dict[str, int]:
+        """How much each windowed counter grew over its window, up to now."""
+        longest = max(WINDOWS.values())
+        while len(self._samples) > 1 and self._samples[1][0] <= now - longest:
+            self._samples.popleft()
+        out = {}
+        for name, window_s in WINDOWS.items():
+            # The newest sample at least the window old; while warming up, the oldest one.
+            base = next(
+                (s for t, s in reversed(self._samples) if t <= now - window_s),
+                self._samples[0][1] if self._samples else {},
+            )
+            grown = self.totals.get(name, 0) - base.get(name, self.totals.get(name, 0))
+            out[f"{name}_last_{window_s // 60}m"] = grown
+        return out
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state."""

@@ -55,9 +55,11 @@ def test_pipeline_totals_sum_every_delta() -> None:
     totals = PipelineTotals(KEYS)
     totals.apply([{"valid": 3, "late": 1}, {"valid": 2, "dead_letters": 1}])
     restored = PipelineTotals(KEYS, totals.snapshot())
-    assert restored.apply([{"valid": 1}])[0] == HashWrite(
-        "cs:pipeline", {"valid": 6, "late": 1, "dead_letters": 1}
-    )
+    (write, *_) = restored.apply([{"valid": 1}])
+    assert isinstance(write, HashWrite) and write.key == "cs:pipeline"
+    assert {k: write.fields[k] for k in ("valid", "late", "dead_letters")} == {
+        "valid": 6, "late": 1, "dead_letters": 1,
+    }  # fmt: skip
 
 
 def test_pipeline_counters_are_sampled_by_the_wall_clock_for_alerts() -> None:
@@ -78,3 +80,29 @@ def test_pipeline_counters_are_sampled_by_the_wall_clock_for_alerts() -> None:
     assert sampled({"dead_letters": 2})["cs:series:pipeline:dead_letters"] == (
         1_800_000_010_000, 3,
     )  # fmt: skip
+
+
+def test_the_pipeline_hash_says_how_much_each_counter_grew_lately_for_the_alert_rules() -> None:
+    now = [1_800_000_000.0]
+    totals = PipelineTotals(KEYS, clock=lambda: now[0], sample_s=10.0)
+
+    def recent(delta: dict[str, int]) -> dict[str, int | float | str]:
+        (write, *_) = totals.apply([delta])
+        assert isinstance(write, HashWrite)
+        return {k: v for k, v in write.fields.items() if "_last_" in k}
+
+    assert recent({"valid": 5}) == {
+        "valid_last_5m": 0, "dead_letters_last_10m": 0, "late_last_10m": 0,
+        "offer_rule_errors_last_10m": 0,
+    }  # fmt: skip
+    now[0] += 10
+    assert recent({"valid": 3, "dead_letters": 2})["valid_last_5m"] == 3
+    now[0] += 390  # the first two samples are past the 5-minute window
+    grown = recent({"valid": 1})
+    assert grown["valid_last_5m"] == 1
+    assert grown["dead_letters_last_10m"] == 2  # still inside its 10 minutes
+    now[0] += 700
+    assert recent({"late": 4}) == {
+        "valid_last_5m": 0, "dead_letters_last_10m": 0, "late_last_10m": 4,
+        "offer_rule_errors_last_10m": 0,
+    }  # fmt: skip
