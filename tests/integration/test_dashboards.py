@@ -187,3 +187,26 @@ def test_no_dashboard_reads_a_key_family_the_job_does_not_write() -> None:
             for target in panel.get("targets", []):
                 key = target["keyName"]
                 assert any(p.match(key) for p in patterns), (path.name, key)
+
+
+def test_every_alert_rule_query_answers_from_the_jobs_redis(filled: Filled) -> None:
+    import yaml
+
+    path = DASHBOARDS.parent / "provisioning" / "alerting" / "bank-clickstream-pipeline.yaml"
+    (group,) = yaml.safe_load(path.read_text())["groups"]
+    now_ms = int(time.time() * 1000)
+    variables = {"CLICKSTREAM_REDIS_PREFIX": filled.settings.redis_prefix}
+    for rule in group["rules"]:
+        for step in rule["data"]:
+            if step["datasourceUid"] == "__expr__":
+                continue
+            window_ms = step["relativeTimeRange"]["from"] * 1000
+            frame = query_frame(
+                filled.client, step["model"], variables, (now_ms - window_ms, now_ms)
+            )
+            assert _names(frame, NUMBER), (rule["title"], frame)
+            assert all(len(f.values) >= 1 for f in frame), rule["title"]
+    # The run had dead letters and rule errors minutes ago: their alerts would fire now.
+    pipeline = filled.client.hgetall(f"{filled.settings.redis_prefix}:pipeline")
+    assert int(pipeline["dead_letters_last_10m"]) > 0
+    assert int(pipeline["offer_rule_errors_last_10m"]) > 0
