@@ -32,3 +32,46 @@ def build(
         return
     changed = write(files)
     console.print(f"{len(files)} dashboards in {DASHBOARDS} ({len(changed)} changed)")
+
+
+@grafana_app.command("push")
+def push(
+    url: Annotated[str, typer.Option(help="Grafana's base URL, e.g. http://grafana:3000.")],
+    token: Annotated[
+        str,
+        typer.Option(envvar="CLICKSTREAM_GRAFANA_TOKEN", help="A service-account token (Editor)."),
+    ] = "",
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="The Redis as Grafana reaches it (default: the job's redis_url)."),
+    ] = None,
+    redis_password: Annotated[
+        str | None, typer.Option(envvar="CLICKSTREAM_GRAFANA_REDIS_PASSWORD", help="Redis AUTH.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print what would be sent; send nothing.")] = False,
+) -> None:
+    """Upsert the Redis data source, the folder and the dashboards into a Grafana."""
+    from flows.settings import load_settings
+    from grafana.build import build
+    from grafana.push import FOLDER_UID, PushError, datasource
+    from grafana.push import push as send
+
+    settings = load_settings()
+    files = build(settings.funnel_definitions())
+    source = datasource(redis_url or settings.redis_url, redis_password)
+    if dry_run:
+        console.print(f"would upsert data source {source['uid']} ({source['url']})")
+        console.print(f"would create folder {FOLDER_UID} if missing")
+        for name in sorted(files):
+            console.print(f"would save dashboard {name}")
+        return
+    if not token:
+        console.print("[red]no token[/red]: pass --token or set CLICKSTREAM_GRAFANA_TOKEN")
+        raise typer.Exit(2)
+    try:
+        done = send(url, token, files, source)
+    except PushError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    for line in done:
+        console.print(line)
