@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint stack-up stack-down stack-status bench clean
+.PHONY: install demo test lint stack-up stack-down stack-status bench dashboard-pictures clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ stack-status: install
 
 bench: install
 	bash scripts/bench.sh $(ARGS)
+
+# Pictures of the Grafana dashboards for docs/dashboards.md, from a simulated day on the stack.
+dashboard-pictures: install
+	$(BIN)/clickstream stack up
+	$(BIN)/python scripts/dashboard_pictures.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

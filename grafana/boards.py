@@ -209,14 +209,15 @@ def offers() -> dashboard.Dashboard:
     return _row(board, "Why and how fast", [
         p.pie("Why offers did not go out", "Suppressions and hold-outs by reason.",
               p.offers(rk.OFFERS_REASONS)),
-        p.hash_table("Campaign ${campaign}", "One campaign's decisions by outcome and reason.",
+        p.hash_table("Campaign: ${campaign}", "One campaign's decisions by outcome and reason.",
                      p.offers(rk.campaign("${campaign}")), "outcome", "decisions"),
         p.hash_bars("Rule errors", "Rules that raised or ran past their time limit, by "
                     "campaign: fix the campaign file.", p.offers(rk.OFFERS_RULE_ERROR),
                     "campaign", "errors"),
         p.hash_bars("Decision latency", "Match decisions by time from the trigger entering "
-                    "Kafka to the decision (le_5ms … le_1000ms, over).",
-                    p.offers(rk.OFFERS_LATENCY), "bucket", "decisions", by_label=True),
+                    "Kafka to the decision (le_0005ms … le_1000ms, over): the goal is under "
+                    "120 ms.", p.offers(rk.OFFERS_LATENCY), "bucket", "decisions",
+                    by_label=True, fields=r"^(le_\d+ms|over)$"),
         p.per_minute("Offers per minute", "Sent and held out by the minute they went out; "
                      "suppressed by the minute of their event.",
                      rk.series_key(p.PREFIX, rk.OFFERS), width=16),

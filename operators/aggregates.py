@@ -268,7 +268,10 @@ class PipelineTotals:
                 else:
                     totals[name] = totals.get(name, 0) + n
         now = self._clock()
-        fields: dict[str, int | float | str] = dict(totals)
+        # Every sampled counter is there, 0 until it counts: a panel reading one shows 0, not
+        # "no data".
+        fields: dict[str, int | float | str] = dict.fromkeys(SAMPLED, 0)
+        fields.update(totals)
         fields.update(self._windows(now))
         writes: list[RedisWrite] = [HashWrite(self._keys.pipeline, fields)]
         if now - self._sampled_at >= self._sample_s:

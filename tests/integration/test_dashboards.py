@@ -22,7 +22,15 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.frames import NUMBER, STRING, TIME, Frame, query_frame, transform
+from tests.support.frames import (
+    NUMBER,
+    STRING,
+    TIME,
+    Frame,
+    dashboard_variables,
+    query_frame,
+    transform,
+)
 from tests.support.frames import variable_values as options_of
 from tests.support.job import run_job, with_offers
 
@@ -70,21 +78,7 @@ def filled(module_services: Services, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def _variables(filled: Filled, model: dict[str, Any]) -> dict[str, str]:
-    """Each variable's value as Grafana picks it on load: the first option, sorted as set."""
-    values: dict[str, str] = {}
-    for variable in model["templating"]["list"]:
-        if variable["type"] == "textbox":
-            assert variable["query"] == "cs"  # the default; this run has its own prefix
-            values[variable["name"]] = filled.settings.redis_prefix
-            continue
-        query = variable["query"]
-        for name, value in values.items():
-            query = query.replace(f"${{{name}}}", value)
-        options = options_of(filled.client, query, variable.get("regex"))
-        assert options, (variable["name"], query)
-        options.sort(reverse=variable["sort"] == 2)
-        values[variable["name"]] = options[0]
-    return values
+    return dashboard_variables(filled.client, model, filled.settings.redis_prefix)
 
 
 def _names(frame: Frame, kind: str) -> list[str]:

@@ -95,6 +95,26 @@ def variable_values(client: Any, query: str, regex: str | None) -> list[str]:
     return values
 
 
+def dashboard_variables(client: Any, model: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Each variable of a dashboard as Grafana picks it on load: the textbox ``prefix`` set to
+    the run's prefix (its default is ``cs``), each query variable its first option in the
+    variable's sort order."""
+    values: dict[str, str] = {}
+    for variable in model["templating"]["list"]:
+        if variable["type"] == "textbox":
+            assert variable["name"] == "prefix" and variable["query"] == "cs"
+            values["prefix"] = prefix
+            continue
+        query = variable["query"]
+        for name, value in values.items():
+            query = query.replace(f"${{{name}}}", value)
+        options = variable_values(client, query, variable.get("regex"))
+        assert options, (variable["name"], query)
+        options.sort(reverse=variable["sort"] == 2)
+        values[variable["name"]] = options[0]
+    return values
+
+
 def _rows(frame: Frame) -> int:
     return max((len(f.values) for f in frame), default=0)
 
