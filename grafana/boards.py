@@ -243,10 +243,10 @@ def pipeline() -> dashboard.Dashboard:
     board = _row(board, "Over time (wall clock)", [
         p.counters("Accepted since the start", "The valid-event counter sampled every 10 s: "
                    "a flat line while Kafka has messages means the job is stuck.",
-                   [rk.pipeline_series_key(p.PREFIX, "valid")]),
+                   [rk.ops_counter_key(p.PREFIX, "valid")]),
         p.counters("Rejected since the start", "Dead letters, late events, duplicates and "
                    "failing campaign rules, sampled every 10 s: a rising line is a problem "
-                   "arriving now.", [rk.pipeline_series_key(p.PREFIX, c) for c in
+                   "arriving now.", [rk.ops_counter_key(p.PREFIX, c) for c in
                    ("dead_letters", "late", "duplicates", "offer_rule_errors")]),
     ])  # fmt: skip
     return _row(board, "Rejects", [

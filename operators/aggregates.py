@@ -235,9 +235,10 @@ class PipelineTotals:
     dead letters rising, no events for minutes. The streams are operations' view of the job at
     work, not figures of the events: a replay after a crash appends its own entries.
 
-    The hash also says how much each of :data:`WINDOWS` grew over its last minutes of wall clock
+    Another hash says how much each of :data:`WINDOWS` grew over its last minutes of wall clock
     (``dead_letters_last_10m``…), from the samples this process took: the single values
     Grafana's alert rules compare to a threshold. After a restart they count from the restart.
+    Both live under ``<prefix>:ops:`` (:func:`state.redis_keys.ops_counter_key`).
     """
 
     def __init__(
@@ -272,14 +273,17 @@ class PipelineTotals:
         # "no data".
         fields: dict[str, int | float | str] = dict.fromkeys(SAMPLED, 0)
         fields.update(totals)
-        fields.update(self._windows(now))
-        writes: list[RedisWrite] = [HashWrite(self._keys.pipeline, fields)]
+        recent = redis_keys.ops_recent_key(self._keys.prefix)
+        writes: list[RedisWrite] = [
+            HashWrite(self._keys.pipeline, fields),
+            HashWrite(recent, dict(self._windows(now))),
+        ]
         if now - self._sampled_at >= self._sample_s:
             self._sampled_at = now
             self._samples.append((now, {name: totals.get(name, 0) for name in WINDOWS}))
             max_len = int(86_400 / self._sample_s)
             for name in SAMPLED:
-                stream = redis_keys.pipeline_series_key(self._keys.prefix, name)
+                stream = redis_keys.ops_counter_key(self._keys.prefix, name)
                 writes.append(
                     StreamEntry(stream, int(now * 1000), {name: totals.get(name, 0)}, max_len)
                 )

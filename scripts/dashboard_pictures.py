@@ -128,7 +128,7 @@ def draw(
         axes.set_title(title, fontsize=10, loc="left")
         frames = []
         for target in panel["targets"]:
-            span = spans["wall" if ":series:pipeline:" in target["keyName"] else "event"]
+            span = spans["wall" if ":ops:" in target["keyName"] else "event"]
             frame = query_frame(client, target, variables, span)
             frames.append(transform(frame, panel.get("transformations", [])))
         if not any(f.values for frame in frames for f in frame):

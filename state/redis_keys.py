@@ -36,7 +36,7 @@ OFFERS_REASONS, OFFERS_LATENCY = "reasons", "latency"
 # Per-minute families (``<prefix>:minute:<family>:<minute>`` and ``<prefix>:series:<family>``).
 EVENTS_BY_TYPE = "events_by_type"
 PIPELINE_SAMPLED = ("valid", "duplicates", "late", "dead_letters", "offer_rule_errors")
-"""The pipeline counters also kept over time (:func:`pipeline_series_key`)."""
+"""The pipeline counters also kept over time (:func:`ops_counter_key`)."""
 JOURNEYS = "journeys"
 OFFERS = "offers"
 
@@ -97,9 +97,19 @@ def series_key(prefix: str, family: str) -> str:
     return f"{prefix}:series:{family}"
 
 
-def pipeline_series_key(prefix: str, counter: str) -> str:
-    """One pipeline counter by the wall clock: ``cs:series:pipeline:dead_letters``."""
-    return f"{prefix}:series:pipeline:{counter}"
+def ops_counter_key(prefix: str, counter: str) -> str:
+    """One pipeline counter sampled by the wall clock (a stream): ``cs:ops:dead_letters``.
+
+    Keys under ``<prefix>:ops:`` are the job's view of its own work by the wall clock, for
+    operations (panels over time, alert rules): not figures of the events, they differ from one
+    run of the same input to the next.
+    """
+    return f"{prefix}:ops:{counter}"
+
+
+def ops_recent_key(prefix: str) -> str:
+    """How much each pipeline counter grew lately, by the wall clock: ``cs:ops:recent``."""
+    return f"{prefix}:ops:recent"
 
 
 def pipeline_key(prefix: str) -> str:
@@ -120,7 +130,8 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily(minute_key("cs", EVENTS_BY_TYPE, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", EVENTS_BY_TYPE), "stream"),
     KeyFamily(pipeline_key("cs"), "hash"),
-    KeyFamily(pipeline_series_key("cs", "<counter>"), "stream"),
+    KeyFamily(ops_counter_key("cs", "<counter>"), "stream"),
+    KeyFamily(ops_recent_key("cs"), "hash"),
     KeyFamily(minute_key("cs", JOURNEYS, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", JOURNEYS), "stream"),
     KeyFamily(days_key("cs"), "sorted set"),

@@ -123,7 +123,7 @@ def test_every_panel_gets_the_frame_it_draws_from_the_jobs_redis(filled: Filled,
     for panel in panels:
         for target in panel["targets"]:
             # The job's own counters are sampled by the wall clock, the figures by event time.
-            wall = ":series:pipeline:" in target["keyName"]
+            wall = ":ops:" in target["keyName"]
             span = (now_ms - 86_400_000, now_ms + 60_000) if wall else filled.span
             frame = query_frame(filled.client, target, variables, span)
             _check(panel, transform(frame, panel.get("transformations", [])))
@@ -201,6 +201,6 @@ def test_every_alert_rule_query_answers_from_the_jobs_redis(filled: Filled) -> N
             assert _names(frame, NUMBER), (rule["title"], frame)
             assert all(len(f.values) >= 1 for f in frame), rule["title"]
     # The run had dead letters and rule errors minutes ago: their alerts would fire now.
-    pipeline = filled.client.hgetall(f"{filled.settings.redis_prefix}:pipeline")
+    pipeline = filled.client.hgetall(f"{filled.settings.redis_prefix}:ops:recent")
     assert int(pipeline["dead_letters_last_10m"]) > 0
     assert int(pipeline["offer_rule_errors_last_10m"]) > 0

@@ -57,8 +57,8 @@ def test_pipeline_totals_sum_every_delta() -> None:
     restored = PipelineTotals(KEYS, totals.snapshot())
     (write, *_) = restored.apply([{"valid": 1}])
     assert isinstance(write, HashWrite) and write.key == "cs:pipeline"
-    assert {k: write.fields[k] for k in ("valid", "late", "dead_letters")} == {
-        "valid": 6, "late": 1, "dead_letters": 1,
+    assert write.fields == {
+        "valid": 6, "late": 1, "dead_letters": 1, "duplicates": 0, "offer_rule_errors": 0,
     }  # fmt: skip
 
 
@@ -71,13 +71,13 @@ def test_pipeline_counters_are_sampled_by_the_wall_clock_for_alerts() -> None:
         return {e.key: (e.id_ms, *e.fields.values()) for e in entries}
 
     first = sampled({"valid": 5, "dead_letters": 1})
-    assert first["cs:series:pipeline:valid"] == (1_800_000_000_000, 5)
-    assert first["cs:series:pipeline:dead_letters"] == (1_800_000_000_000, 1)
-    assert first["cs:series:pipeline:offer_rule_errors"] == (1_800_000_000_000, 0)
+    assert first["cs:ops:valid"] == (1_800_000_000_000, 5)
+    assert first["cs:ops:dead_letters"] == (1_800_000_000_000, 1)
+    assert first["cs:ops:offer_rule_errors"] == (1_800_000_000_000, 0)
     now[0] += 4  # within the sampling interval: the hash only
     assert sampled({"valid": 1}) == {}
     now[0] += 6
-    assert sampled({"dead_letters": 2})["cs:series:pipeline:dead_letters"] == (
+    assert sampled({"dead_letters": 2})["cs:ops:dead_letters"] == (
         1_800_000_010_000, 3,
     )  # fmt: skip
 
@@ -87,9 +87,9 @@ def test_the_pipeline_hash_says_how_much_each_counter_grew_lately_for_the_alert_
     totals = PipelineTotals(KEYS, clock=lambda: now[0], sample_s=10.0)
 
     def recent(delta: dict[str, int]) -> dict[str, int | float | str]:
-        (write, *_) = totals.apply([delta])
-        assert isinstance(write, HashWrite)
-        return {k: v for k, v in write.fields.items() if "_last_" in k}
+        (_, write, *_) = totals.apply([delta])
+        assert isinstance(write, HashWrite) and write.key == "cs:ops:recent"
+        return dict(write.fields)
 
     assert recent({"valid": 5}) == {
         "valid_last_5m": 0, "dead_letters_last_10m": 0, "late_last_10m": 0,

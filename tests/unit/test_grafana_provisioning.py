@@ -51,6 +51,6 @@ def test_every_alert_rule_reads_a_pipeline_field_the_job_writes() -> None:
             if step["datasourceUid"] == "__expr__":
                 assert model["expression"] in steps, rule["uid"]
             elif model["command"] == "hget":
-                assert model["keyName"] == "${CLICKSTREAM_REDIS_PREFIX}:pipeline"
+                assert model["keyName"] == "${CLICKSTREAM_REDIS_PREFIX}:ops:recent"
                 read.add(model["field"])
     assert read == written
