@@ -40,6 +40,7 @@ from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import ProfileLookup
 from operators.aggregates import (
     JOURNEYS,
+    LAG_FIELD,
     OFFERS,
     MinuteDeltas,
     MinuteSeries,
@@ -78,7 +79,7 @@ from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource
 from state.archive_layout import SESSIONS_TABLE
-from state.records import ArchiveObject, Arrival, DeadLetter, RawMessage, RedisWrite
+from state.records import ArchiveObject, Arrival, DeadLetter, InputLag, RawMessage, RedisWrite
 from state.snapshots import decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
@@ -295,6 +296,8 @@ def _decode_step(
             if progress or idle or name in by_shard
         ]
         out.extend(decoded.dead_letters)
+        if decoded.lag:
+            out.append(InputLag(decoded.lag))
         return out
 
     return decode
@@ -358,6 +361,10 @@ def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, li
     return item[1].archive_rows.items()
 
 
+def _input_lag(lag: InputLag) -> tuple[str, dict[str, int]]:
+    return PIPELINE, {f"{LAG_FIELD}{position}": n for position, n in lag.behind.items()}
+
+
 def _dead_letter_counts(dead: DeadLetter) -> tuple[str, dict[str, int]]:
     return PIPELINE, {"dead_letters": 1, f"dead_letters.{dead.stage}": 1}
 
@@ -411,7 +418,9 @@ def build_flow(
     decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
-    by_shard: Stream[tuple[str, ShardInput]] = split.falses
+    split_lag = op.branch("split_input_lag", split.falses, lambda x: isinstance(x, InputLag))
+    input_lag = op.map("input_lag", split_lag.trues, _input_lag)
+    by_shard: Stream[tuple[str, ShardInput]] = split_lag.falses
 
     shard_config = ShardConfig(
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -526,7 +535,9 @@ def build_flow(
         ),
         snapshots=snapshots,
     )
-    deltas = op.merge("all_deltas", deltas, dead_counts, is_journey_minutes.falses, *offer_pipeline)
+    deltas = op.merge(
+        "all_deltas", deltas, dead_counts, input_lag, is_journey_minutes.falses, *offer_pipeline
+    )
     is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
     minute_writes = stateful_batch(
         "events_by_minute",

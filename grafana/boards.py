@@ -237,8 +237,16 @@ def pipeline() -> dashboard.Dashboard:
         p.stat_field("Event time reached", "The low watermark: how far every input partition "
                      "with data to give has got; far behind now means lag.", key,
                      "low_watermark_ms", unit="dateTimeFromNow", width=6),
+        p.stat_field("Consumer lag", "Messages on the events topics the job has not read yet "
+                     "(all partitions, by the end each consumer last fetched): growing means "
+                     "the job does not keep up.", rk.ops_lag_key(p.PREFIX), "total",
+                     warn_above=100_000, width=6),
+    ])  # fmt: skip
+    board = _row(board, "Input", [
         p.stat_field("Valid events", "Accepted unique events since the recovery store began.",
                      key, "valid", width=6),
+        p.hash_bars("Lag by partition", "Messages not read yet, per topic partition.",
+                    rk.ops_lag_key(p.PREFIX), "partition", "behind", fields="#", width=18),
     ])  # fmt: skip
     board = _row(board, "Over time (wall clock)", [
         p.counters("Accepted since the start", "The valid-event counter sampled every 10 s: "

@@ -222,6 +222,9 @@ class PipelineSnapshot(msgspec.Struct, frozen=True):
 
 
 SAMPLED = redis_keys.PIPELINE_SAMPLED
+LAG_FIELD = "lag:"
+"""A pipeline delta ``lag:<source>#<partition>`` is a level: how far that input partition is
+behind its end (messages), as its source last said; it goes to ``<prefix>:ops:lag``."""
 WINDOWS = {"valid": 300, "dead_letters": 600, "late": 600, "offer_rule_errors": 600}
 """Counter → seconds of wall clock its recent growth is reported over (for alert rules)."""
 
@@ -254,6 +257,7 @@ class PipelineTotals:
         self._sample_s = sample_s
         self._sampled_at = -sample_s
         self._samples: deque[tuple[float, dict[str, int]]] = deque()
+        self._lag: dict[str, int] = {}
         self.totals: dict[str, int] = {}
         if snapshot is not None:
             self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
@@ -261,9 +265,13 @@ class PipelineTotals:
     def apply(self, deltas: Iterable[dict[str, int]]) -> list[RedisWrite]:
         """Add deltas; return one write of the whole hash."""
         totals = self.totals
+        lag_changed = False
         for delta in deltas:
             for name, n in delta.items():
-                if name == LOW_WATERMARK:
+                if name.startswith(LAG_FIELD):
+                    self._lag[name.removeprefix(LAG_FIELD)] = n
+                    lag_changed = True
+                elif name == LOW_WATERMARK:
                     # A level, not a count: how far every input partition has got.
                     totals[name] = max(totals.get(name, n), n)
                 else:
@@ -278,6 +286,10 @@ class PipelineTotals:
             HashWrite(self._keys.pipeline, fields),
             HashWrite(recent, dict(self._windows(now))),
         ]
+        if lag_changed:
+            behind: dict[str, int | float | str] = dict(self._lag)
+            behind["total"] = sum(self._lag.values())
+            writes.append(HashWrite(redis_keys.ops_lag_key(self._keys.prefix), behind))
         if now - self._sampled_at >= self._sample_s:
             self._sampled_at = now
             self._samples.append((now, {name: totals.get(name, 0) for name in WINDOWS}))

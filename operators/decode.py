@@ -42,6 +42,8 @@ class DecodedBatch(msgspec.Struct, frozen=True, gc=False):
     """Newest event time of this batch per input partition ``<source>#<partition>``."""
     idle: tuple[str, ...] = ()
     """Input partitions their source marked idle in this batch (see :mod:`operators.clock`)."""
+    lag: dict[str, int] = {}
+    """Input partitions' distance to their end, from the source's lag marks in this batch."""
 
 
 class BatchDecoder:
@@ -76,6 +78,7 @@ class BatchDecoder:
         dead: list[DeadLetter] = []
         progress: dict[tuple[str, int], int] = {}
         idle: list[str] = []
+        lag: dict[str, int] = {}
         decode = self._decoder.decode
         shard_count = self._shard_count
         shard_names = self._shard_names
@@ -89,6 +92,9 @@ class BatchDecoder:
             if value is None:
                 if message.idle:
                     idle.append(message.position)
+                    continue
+                if message.behind is not None:
+                    lag[message.position] = message.behind
                     continue
                 dead.append(
                     _dead(message, "decode", "EmptyMessage", "message has no value", failed_at)
@@ -149,6 +155,7 @@ class BatchDecoder:
             dead,
             {f"{source}#{partition}": ms for (source, partition), ms in progress.items()},
             tuple(idle),
+            lag,
         )
 
 

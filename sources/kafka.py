@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +22,14 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka.admin import AdminClient
 
 from sources.alignment import ReadAlignment
-from state.records import RawMessage, idle_mark
+from state.records import RawMessage, idle_mark, lag_mark
 
 logger = logging.getLogger(__name__)
 
 PAUSED_POLL_S = 0.05
 """How often a paused partition looks again whether the others have caught up."""
+LAG_REPORT_S = 10.0
+"""How often a partition says how far it is behind its end (the consumer lag)."""
 
 
 class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
@@ -66,6 +68,7 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
         self._caught_up = False
         self._idle_sent = False
         self._last_record = time.monotonic()
+        self._lag_reported = -LAG_REPORT_S
 
     def _hold(self) -> bool:
         """Pause while read too far ahead of the slowest partition; resume after."""
@@ -131,14 +134,28 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
             self._offset = batch[-1].offset + 1
             self._last_record = time.monotonic()
             self._idle_sent = False
+        now = time.monotonic()
+        if self._eof or now - self._lag_reported >= LAG_REPORT_S:
+            self._lag_reported = now
+            self._report_lag(append)
         if self._eof or (
-            self._caught_up
-            and not self._idle_sent
-            and time.monotonic() - self._last_record >= self._idle_s
+            self._caught_up and not self._idle_sent and now - self._last_record >= self._idle_s
         ):
             append(idle_mark(topic, partition, self._offset))
             self._idle_sent = True
         return batch
+
+    def _report_lag(self, append: Callable[[RawMessage], None]) -> None:
+        """How many messages are after the next offset, by the end the consumer last fetched
+        (librdkafka's cached high watermark: no request to the broker)."""
+        if self._eof:
+            behind = 0
+        else:
+            _, high = self._consumer.get_watermark_offsets(self._assignment, cached=True)
+            if high is None or high < 0:
+                return
+            behind = max(0, high - self._offset)
+        append(lag_mark(self._topic, self._partition, self._offset, behind))
 
     def snapshot(self) -> int:
         return self._offset

@@ -29,11 +29,25 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     """Not a message but a mark from the source: this input partition is idle (read to its
     end and quiet for the idle bound, or finished), so it no longer holds the watermark back
     (see :mod:`operators.clock`). Its ``value`` is None and its ``offset`` the next one."""
+    behind: int | None = None
+    """Not a message but a mark from the source: how many messages of this input partition are
+    after ``offset`` (the next one to read), as the consumer last saw the partition's end."""
 
     @property
     def position(self) -> str:
         """The input partition this message came from, as ``<source>#<partition>``."""
         return f"{self.source}#{self.partition}"
+
+
+def lag_mark(source: str, partition: int, next_offset: int, behind: int) -> RawMessage:
+    """The mark a source emits now and then: how far ``partition`` is behind its end."""
+    return RawMessage(source, partition, next_offset, None, behind=behind)
+
+
+class InputLag(msgspec.Struct, frozen=True, gc=False):
+    """How many messages each input partition (``<source>#<partition>``) is behind its end."""
+
+    behind: dict[str, int]
 
 
 def idle_mark(source: str, partition: int, next_offset: int) -> RawMessage:

@@ -107,6 +107,11 @@ def ops_counter_key(prefix: str, counter: str) -> str:
     return f"{prefix}:ops:{counter}"
 
 
+def ops_lag_key(prefix: str) -> str:
+    """The consumer lag: messages each input partition is behind its end, ``cs:ops:lag``."""
+    return f"{prefix}:ops:lag"
+
+
 def ops_recent_key(prefix: str) -> str:
     """How much each pipeline counter grew lately, by the wall clock: ``cs:ops:recent``."""
     return f"{prefix}:ops:recent"
@@ -132,6 +137,7 @@ FAMILIES: tuple[KeyFamily, ...] = (
     KeyFamily(pipeline_key("cs"), "hash"),
     KeyFamily(ops_counter_key("cs", "<counter>"), "stream"),
     KeyFamily(ops_recent_key("cs"), "hash"),
+    KeyFamily(ops_lag_key("cs"), "hash"),
     KeyFamily(minute_key("cs", JOURNEYS, "<YYYY-MM-DDTHH:MM>"), "hash"),
     KeyFamily(series_key("cs", JOURNEYS), "stream"),
     KeyFamily(days_key("cs"), "sorted set"),

@@ -204,3 +204,12 @@ def test_every_alert_rule_query_answers_from_the_jobs_redis(filled: Filled) -> N
     pipeline = filled.client.hgetall(f"{filled.settings.redis_prefix}:ops:recent")
     assert int(pipeline["dead_letters_last_10m"]) > 0
     assert int(pipeline["offer_rule_errors_last_10m"]) > 0
+
+
+def test_the_consumer_lag_is_reported_per_partition_and_ends_at_zero(filled: Filled) -> None:
+    lag = filled.client.hgetall(f"{filled.settings.redis_prefix}:ops:lag")
+    topic = filled.settings.events_topics[0]
+    partitions = {k for k in lag if k != "total"}
+    assert partitions and all(k.startswith(f"{topic}#") for k in partitions)
+    # The bounded run read every partition to its end.
+    assert {int(v) for v in lag.values()} == {0}

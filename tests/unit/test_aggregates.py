@@ -106,3 +106,20 @@ def test_the_pipeline_hash_says_how_much_each_counter_grew_lately_for_the_alert_
         "valid_last_5m": 0, "dead_letters_last_10m": 0, "late_last_10m": 4,
         "offer_rule_errors_last_10m": 0,
     }  # fmt: skip
+
+
+def test_the_consumer_lag_is_each_partitions_latest_report_and_their_sum() -> None:
+    totals = PipelineTotals(KEYS)
+
+    def lag(delta: dict[str, int]) -> dict[str, int | float | str] | None:
+        found = [w for w in totals.apply([delta]) if w.key == "cs:ops:lag"]
+        return found[0].fields if found and isinstance(found[0], HashWrite) else None
+
+    assert lag({"lag:bank.events#0": 700, "lag:bank.events#1": 300}) == {
+        "bank.events#0": 700, "bank.events#1": 300, "total": 1000,
+    }  # fmt: skip
+    assert lag({"lag:bank.events#0": 0}) == {"bank.events#0": 0, "bank.events#1": 300, "total": 300}
+    assert lag({"valid": 5}) is None  # no report, no write
+    # A level, not a count: it is in no counter of the pipeline hash.
+    (pipeline, *_) = totals.apply([])
+    assert isinstance(pipeline, HashWrite) and not any("lag" in k for k in pipeline.fields)

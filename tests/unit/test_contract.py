@@ -200,3 +200,15 @@ def test_events_are_grouped_by_a_stable_shard_of_device_else_customer() -> None:
     assert result.by_shard[shard_name(shard_of("C42", 16))][0].event.event_id == "c"
     # CRC-32 of the id: the same shard in every process, unlike Python's salted hash().
     assert shard_of("C42", 16) == zlib.crc32(b"C42") % 16
+
+
+def test_a_sources_marks_are_no_events_and_no_dead_letters() -> None:
+    from state.records import idle_mark, lag_mark
+
+    event = RawMessage("bank.events", 2, 41, encode())
+    marks = [lag_mark("bank.events", 2, 42, 1500), event, idle_mark("bank.events", 3, 9)]
+    decoded = BatchDecoder(16, 16_384).decode(marks)
+    assert sum(len(v) for v in decoded.by_shard.values()) == 1
+    assert decoded.dead_letters == []
+    assert decoded.lag == {"bank.events#2": 1500}
+    assert decoded.idle == ("bank.events#3",)
