@@ -176,6 +176,10 @@ class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], b
         """Add the deltas and emit the write."""
         return [self.totals.apply(values)], StatefulBatchLogic.RETAIN
 
+    def on_eof(self) -> tuple[Iterable[list[RedisWrite]], bool]:
+        """A bounded input ended: one last sample of the counters, as they end."""
+        return [self.totals.apply([], sample=True)], StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
         return self.totals.snapshot()

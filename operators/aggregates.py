@@ -262,8 +262,9 @@ class PipelineTotals:
         if snapshot is not None:
             self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
 
-    def apply(self, deltas: Iterable[dict[str, int]]) -> list[RedisWrite]:
-        """Add deltas; return one write of the whole hash."""
+    def apply(self, deltas: Iterable[dict[str, int]], *, sample: bool = False) -> list[RedisWrite]:
+        """Add deltas; return the writes of the hashes (and the samples when due, or when
+        ``sample``)."""
         totals = self.totals
         lag_changed = False
         for delta in deltas:
@@ -290,7 +291,7 @@ class PipelineTotals:
             behind: dict[str, int | float | str] = dict(self._lag)
             behind["total"] = sum(self._lag.values())
             writes.append(HashWrite(redis_keys.ops_lag_key(self._keys.prefix), behind))
-        if now - self._sampled_at >= self._sample_s:
+        if sample or now - self._sampled_at >= self._sample_s:
             self._sampled_at = now
             self._samples.append((now, {name: totals.get(name, 0) for name in WINDOWS}))
             max_len = int(86_400 / self._sample_s)
