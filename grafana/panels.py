@@ -55,6 +55,13 @@ def _reduce(values: bool, calcs: list[str], fields: str) -> ReduceDataOptions:
     return options.fields(fields) if fields else options
 
 
+def _transformed(panel: Any, steps: list[DataTransformerConfig]) -> Any:
+    """The panel with these transformations, in order."""
+    for step in steps:
+        panel = panel.with_transformation(step)
+    return panel
+
+
 def _transform(id_val: str, options: dict[str, Any]) -> DataTransformerConfig:
     return DataTransformerConfig(id_val=id_val, options=options)
 
@@ -123,8 +130,7 @@ def ranking(
 ) -> Any:
     """The ``top`` members of a sorted set as horizontal bars, largest first."""
     panel = _panel(bargauge.Panel(), title, description, zrange(key, str(-top), "-1"), width, 9)
-    for step in sorted_rows(label, value):
-        panel = panel.with_transformation(step)
+    panel = _transformed(panel, sorted_rows(label, value))
     return panel.unit(unit).reduce_options(_reduce(True, [], f"/^{value}$/"))
 
 
@@ -147,8 +153,7 @@ def hash_bars(
     steps = sorted_rows(label, value, by=label if by_label else None, desc=not by_label)
     if fields is not None:
         steps.insert(0, _transform("filterFieldsByName", {"include": {"pattern": fields}}))
-    for step in steps:
-        panel = panel.with_transformation(step)
+    panel = _transformed(panel, steps)
     panel = panel.unit(unit).reduce_options(_reduce(True, [], f"/^{value}$/"))
     return panel if max_value is None else panel.min(0).max(max_value)
 
@@ -165,8 +170,7 @@ def hash_table(
 ) -> Any:
     """A hash as a two-column table, largest first."""
     panel = _panel(table.Panel(), title, description, hgetall(key), width, 9)
-    for step in sorted_rows(label, value):
-        panel = panel.with_transformation(step)
+    panel = _transformed(panel, sorted_rows(label, value))
     return panel.unit(unit)
 
 
@@ -174,8 +178,7 @@ def month_bars(title: str, description: str, figure: str, value: str, *, width: 
     """A month's figure by day of month, as vertical bars."""
     key = redis_keys.month_key(PREFIX, MONTH, figure)
     panel = _panel(barchart.Panel(), title, description, hgetall(key), width, 8)
-    for step in sorted_rows("day", value, by="day", desc=False):
-        panel = panel.with_transformation(step)
+    panel = _transformed(panel, sorted_rows("day", value, by="day", desc=False))
     return panel.x_field("day").unit("short")
 
 
@@ -247,8 +250,7 @@ def sankey(title: str, description: str, key: str, value: str, *, top: int = 50)
         .height(12)
         .options({"monochrome": False, "color": "Spectral", "nodeWidth": 24, "nodePadding": 18})
     )
-    for step in steps:
-        panel = panel.with_transformation(step)
+    panel = _transformed(panel, steps)
     return panel
 
 
