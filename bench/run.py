@@ -46,6 +46,10 @@ def bench(
     shards: Annotated[int, typer.Option(help="Shard count.")] = 128,
     customers: Annotated[int, typer.Option(help="Simulated customers.")] = 50_000,
     noise: Annotated[bool, typer.Option(help="2% duplicates, 1% malformed, 1% late.")] = True,
+    py_spy: Annotated[
+        Path | None,
+        typer.Option(help="Record the job with py-spy into <path>.txt; print where its time went."),
+    ] = None,
     profile: Annotated[
         str, typer.Option(help="'day': 24 h of event time on the daily curve; 'burst': 3,000/s.")
     ] = "day",
@@ -68,6 +72,11 @@ def bench(
     )
     env = {**os.environ, **settings.as_environment()}
     command = [sys.executable, "-m", "bench.job", str(workers)]
+    if py_spy is not None:
+        py_spy.parent.mkdir(parents=True, exist_ok=True)
+        recorder = str(Path(sys.executable).with_name("py-spy"))
+        record = [recorder, "record", "--threads", "--rate", "200", "--format", "raw"]
+        command = [*record, "--output", f"{py_spy}.txt", "--", *command]
     if processes > 1:
         addresses = ";".join(f"127.0.0.1:{2101 + i}" for i in range(processes))
         commands = [[*command, str(i), addresses] for i in range(processes)]
@@ -82,7 +91,11 @@ def bench(
         for out, err in outputs:
             console.print(out.decode()[-2000:], err.decode()[-2000:])
         raise typer.Exit(1)
-    runs = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+    # The job's report is its last JSON line (py-spy, when recording, writes after it).
+    runs = [
+        json.loads([line for line in out.decode().splitlines() if line.startswith("{")][-1])
+        for out, _ in outputs
+    ]
     figures = {
         "cpu_s": sum(r["cpu_s"] for r in runs),
         "seconds": max(r["ended"] for r in runs) - min(r["first"] for r in runs),
@@ -113,6 +126,12 @@ def bench(
         "machine": machine(),
     }
     console.print_json(json.dumps(report))
+    if py_spy is not None:
+        from bench.profile import read, summary
+
+        text = summary(read(Path(f"{py_spy}.txt")))
+        Path(f"{py_spy}.summary.txt").write_text(text + "\n")
+        console.print(text)
     forget(settings)
 
 
