@@ -88,6 +88,7 @@ def run(
         archive_sink=archive_sink,
         snapshots=settings.recovery_dir is not None,
         workers=workers * len(addresses or [""]),
+        exchange_bytes=len(addresses or []) > 1,
     )
     started = time.time()
     cpu_started = _cpu_s()

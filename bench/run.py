@@ -72,16 +72,20 @@ def bench(
     )
     env = {**os.environ, **settings.as_environment()}
     command = [sys.executable, "-m", "bench.job", str(workers)]
-    if py_spy is not None:
-        py_spy.parent.mkdir(parents=True, exist_ok=True)
-        recorder = str(Path(sys.executable).with_name("py-spy"))
-        record = [recorder, "record", "--threads", "--rate", "200", "--format", "raw"]
-        command = [*record, "--output", f"{py_spy}.txt", "--", *command]
     if processes > 1:
         addresses = ";".join(f"127.0.0.1:{2101 + i}" for i in range(processes))
         commands = [[*command, str(i), addresses] for i in range(processes)]
     else:
         commands = [command]
+    if py_spy is not None:
+        py_spy.parent.mkdir(parents=True, exist_ok=True)
+        recorder = str(Path(sys.executable).with_name("py-spy"))
+        record = [recorder, "record", "--threads", "--rate", "200", "--format", "raw"]
+        # One recording per process: the first is <path>.txt, the others <path>-pN.txt.
+        commands = [
+            [*record, "--output", f"{py_spy}{f'-p{i}' if i else ''}.txt", "--", *c]
+            for i, c in enumerate(commands)
+        ]
     jobs = [
         subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for c in commands

@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from bytewax.operators import StatefulBatchLogic
 
+from flows.exchange import Exchange
 from flows.stateful import UpstreamProgress
 from operators.archive import ArchiveBuffer
 from operators.clock import ENDLESS
@@ -32,7 +33,10 @@ Clock = Callable[[], float]
 HOUR_ARCHIVE_SNAPSHOT_VERSION = 1
 
 
-class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]):
+ARCHIVE_ROWS: Exchange[list[Arrival]] = Exchange(list[Arrival], packed=False)
+
+
+class ArchiveLogic(StatefulBatchLogic[list[Arrival] | bytes, list[ArchiveObject], bytes]):
     """Bytewax shim around :class:`~operators.archive.ArchiveBuffer` (one per input partition)."""
 
     def __init__(self, buffer: ArchiveBuffer, clock: Clock, resumed: bool) -> None:
@@ -42,8 +46,11 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival], list[ArchiveObject], bytes]
         if resumed:
             buffer.mark_all_dirty(clock())
 
-    def on_batch(self, values: list[list[Arrival]]) -> tuple[Iterable[list[ArchiveObject]], bool]:
+    def on_batch(
+        self, packed: list[list[Arrival] | bytes]
+    ) -> tuple[Iterable[list[ArchiveObject]], bool]:
         """Buffer the rows; emit objects that are complete or due."""
+        values = ARCHIVE_ROWS.unpack(packed)
         now = self._clock()
         objects = self.buffer.add((row for rows in values for row in rows), now)
         objects.extend(self.buffer.due(now))

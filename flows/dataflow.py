@@ -33,6 +33,7 @@ from flows.archive_steps import (
     refuse_archive_in_shard,
     table_rows,
 )
+from flows.exchange import Exchange
 from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
@@ -83,6 +84,8 @@ from state.records import ArchiveObject, Arrival, DeadLetter, InputLag, RawMessa
 from state.snapshots import decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
+SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput, packed=False)
+JOURNEY_BATCHES: Exchange[JourneyBatch] = Exchange(JourneyBatch, packed=False)
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
@@ -92,7 +95,7 @@ JOURNEYS_SNAPSHOT_VERSION = 3
 JOURNEYS_PER_MINUTE = "journeys_per_minute"
 
 
-class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
+class ShardLogic(StatefulBatchLogic[ShardInput | bytes, ShardBatchResult, bytes]):
     """Bytewax shim around :class:`~operators.shard_state.Shard`."""
 
     def __init__(
@@ -103,8 +106,9 @@ class ShardLogic(StatefulBatchLogic[ShardInput, ShardBatchResult, bytes]):
         self.shard = Shard(config, resume)
         self._alignment = alignment
 
-    def on_batch(self, values: list[ShardInput]) -> tuple[Iterable[ShardBatchResult], bool]:
+    def on_batch(self, packed: list[ShardInput | bytes]) -> tuple[Iterable[ShardBatchResult], bool]:
         """Process every batch of this shard queued in this activation, as one."""
+        values = SHARD_INPUTS.unpack(packed)
         if len(values) == 1:
             only = values[0]
             result = self.shard.process(only.arrivals, only.progress, only.idle)
@@ -185,7 +189,7 @@ class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], b
         return self.totals.snapshot()
 
 
-class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes]):
+class JourneysLogic(StatefulBatchLogic[JourneyBatch | bytes, JourneyBatchResult, bytes]):
     """Bytewax shim around :class:`~operators.journeys.Journeys`."""
 
     def __init__(
@@ -205,8 +209,11 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch, JourneyBatchResult, bytes])
         result.open_from_ms = self.journeys.open_from_ms()
         return result
 
-    def on_batch(self, values: list[JourneyBatch]) -> tuple[Iterable[JourneyBatchResult], bool]:
+    def on_batch(
+        self, packed: list[JourneyBatch | bytes]
+    ) -> tuple[Iterable[JourneyBatchResult], bool]:
         """Take the identified events of this activation as one batch."""
+        values = JOURNEY_BATCHES.unpack(packed)
         if len(values) == 1:
             items = values[0].items
         else:
@@ -281,11 +288,12 @@ class TotalsLogic(StatefulBatchLogic[FigureDeltas, list[RedisWrite], bytes]):
 
 
 def _decode_step(
-    settings: Settings, alignment: ReadAlignment | None
+    settings: Settings, alignment: ReadAlignment | None, exchange: Exchange[ShardInput]
 ) -> Callable[[list[RawMessage]], Iterable[Any]]:
     decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
 
     shard_names = [shard_name(i) for i in range(settings.shard_count)]
+    pack = exchange.pack
 
     def decode(items: list[RawMessage]) -> Iterable[Any]:
         decoded = decoder.decode(items)
@@ -295,7 +303,7 @@ def _decode_step(
         if alignment is not None and progress:
             alignment.read(progress)
         out: list[Any] = [
-            (name, ShardInput(by_shard.get(name, []), progress, idle))
+            (name, pack(ShardInput(by_shard.get(name, []), progress, idle)))
             for name in shard_names
             if progress or idle or name in by_shard
         ]
@@ -323,10 +331,17 @@ def _route_aggregates(
     return route
 
 
-def _route_journeys(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, JourneyBatch]]:
-    result = item[1]
-    for name, items in result.journeys.items():
-        yield name, JourneyBatch(result.watermark_ms, items)
+def _route_journeys(
+    exchange: Exchange[JourneyBatch],
+) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+    pack = exchange.pack
+
+    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
+        result = item[1]
+        for name, items in result.journeys.items():
+            yield name, pack(JourneyBatch(result.watermark_ms, items))
+
+    return route
 
 
 def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:
@@ -361,8 +376,15 @@ def _session_id(record: SessionRecord) -> str:
     return record.session_id
 
 
-def _route_archive(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, list[Arrival]]]:
-    return item[1].archive_rows.items()
+def _route_archive(
+    exchange: Exchange[list[Arrival]],
+) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+    pack = exchange.pack
+
+    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
+        return [(name, pack(rows)) for name, rows in item[1].archive_rows.items()]
+
+    return route
 
 
 def _input_lag(lag: InputLag) -> tuple[str, dict[str, int]]:
@@ -396,6 +418,7 @@ def build_flow(
     profiles: ProfileLookup | None = None,
     snapshots: bool = True,
     workers: int = 1,
+    exchange_bytes: bool = False,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -414,17 +437,20 @@ def build_flow(
         workers: how many workers run the flow, over every process (several: the steps after
             the identity shards act on a watermark only once its epoch has closed, see
             :class:`~flows.stateful.UpstreamProgress`).
+        exchange_bytes: the flow runs on several processes: the busiest exchanges carry
+            msgpack bytes (see :mod:`flows.exchange`).
     """
     alignment = source.alignment if isinstance(source, KafkaEventSource) else None
     wait_for_epoch = workers > 1
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
-    decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment))
+    shard_inputs: Exchange[ShardInput] = Exchange(ShardInput, packed=exchange_bytes)
+    decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment, shard_inputs))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
     split_lag = op.branch("split_input_lag", split.falses, lambda x: isinstance(x, InputLag))
     input_lag = op.map("input_lag", split_lag.trues, _input_lag)
-    by_shard: Stream[tuple[str, ShardInput]] = split_lag.falses
+    by_shard: Stream[tuple[str, ShardInput | bytes]] = split_lag.falses
 
     shard_config = ShardConfig(
         allowed_lateness_ms=settings.allowed_lateness_s * 1000,
@@ -458,7 +484,11 @@ def build_flow(
     lookup = segments or lazy_segment_lookup(settings)
     journey_out = stateful_batch(
         "journeys",
-        op.flat_map("journey_events", shard_out, _route_journeys),
+        op.flat_map(
+            "journey_events",
+            shard_out,
+            _route_journeys(Exchange(JourneyBatch, packed=exchange_bytes)),
+        ),
         lambda resume: _journeys_logic(resume, journey_config, lookup, wait_for_epoch),
         snapshots=snapshots,
     )
@@ -476,6 +506,7 @@ def build_flow(
             clock=clock,
             snapshots=snapshots,
             wait_for_epoch=wait_for_epoch,
+            exchange_bytes=exchange_bytes,
         )
         op.output(
             "offers_out",
@@ -573,7 +604,9 @@ def build_flow(
     )
     op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))
 
-    rows = op.flat_map("archive_rows", shard_out, _route_archive)
+    rows = op.flat_map(
+        "archive_rows", shard_out, _route_archive(Exchange(list[Arrival], packed=exchange_bytes))
+    )
     objects = stateful_batch(
         "archive_buffer",
         rows,

@@ -25,6 +25,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from flows.archive_steps import hour_archive_logic, refuse_archive_in_shard, table_rows
+from flows.exchange import Exchange
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
@@ -59,6 +60,9 @@ class OffersBatch(msgspec.Struct, frozen=True, gc=False):
     low_ms: int
     """How far every input partition has got (event time)."""
     arrivals: list[Arrival]
+
+
+OFFERS_BATCHES: Exchange[OffersBatch] = Exchange(OffersBatch, packed=False)
 
 
 class OffersOutput(msgspec.Struct, gc=False):
@@ -127,7 +131,7 @@ def lazy_profile_lookup(settings: Settings) -> ProfileLookup:
     return lookup
 
 
-class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
+class OffersLogic(StatefulBatchLogic[OffersBatch | bytes, OffersOutput, bytes]):
     """Bytewax shim around :class:`~offers.engine.OffersShard` and its decisions' archive."""
 
     def __init__(
@@ -150,8 +154,9 @@ class OffersLogic(StatefulBatchLogic[OffersBatch, OffersOutput, bytes]):
         self._low_ms = NEVER
         self._upstream = upstream or UpstreamProgress(wait_for_epoch=False)
 
-    def on_batch(self, values: list[OffersBatch]) -> tuple[Iterable[OffersOutput], bool]:
+    def on_batch(self, packed: list[OffersBatch | bytes]) -> tuple[Iterable[OffersOutput], bool]:
         """Decide on the customers' events; release what is due."""
+        values = OFFERS_BATCHES.unpack(packed)
         if len(values) == 1:
             arrivals = values[0].arrivals
         else:
@@ -224,13 +229,15 @@ def offers_logic(
 
 
 def _route(
-    lateness_ms: int,
-) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, OffersBatch]]]:
-    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, OffersBatch]]:
+    lateness_ms: int, exchange: Exchange[OffersBatch]
+) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+    pack = exchange.pack
+
+    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
         result = item[1]
         low_ms = result.watermark_ms + lateness_ms
         for name, arrivals in result.offers.items():
-            yield name, OffersBatch(low_ms, arrivals)
+            yield name, pack(OffersBatch(low_ms, arrivals))
 
     return route
 
@@ -306,6 +313,7 @@ def add_offers(
     clock: Clock = time.time,
     snapshots: bool = True,
     wait_for_epoch: bool = False,
+    exchange_bytes: bool = False,
 ) -> tuple[
     Stream[KafkaSinkMessage[bytes, bytes]],
     Stream[tuple[str, Any]],
@@ -321,7 +329,10 @@ def add_offers(
     config = offers_config(settings)
     campaigns = _Campaigns(settings)
     lookup = profiles or lazy_profile_lookup(settings)
-    batches = op.flat_map("offer_events", shard_out, _route(settings.allowed_lateness_s * 1000))
+    exchange: Exchange[OffersBatch] = Exchange(OffersBatch, packed=exchange_bytes)
+    batches = op.flat_map(
+        "offer_events", shard_out, _route(settings.allowed_lateness_s * 1000, exchange)
+    )
     decided = stateful_batch(
         "offers",
         batches,

@@ -109,6 +109,7 @@ def run_job(
         source,
         snapshots=settings.recovery_dir is not None,
         workers=workers * len(addresses or [""]),
+        exchange_bytes=len(addresses or []) > 1,
     )
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
