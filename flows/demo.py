@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
 # The demo keeps one recovery store per state format, so that a checkout with changed state
 # does not try to resume a store it cannot read.
-STATE_FORMAT = "2026-11-25.4"
+STATE_FORMAT = "2026-12-06.1"
 
 
 def _text(value: bytes | str) -> str:
