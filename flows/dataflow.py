@@ -182,10 +182,16 @@ class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], b
 
     def on_eof(self) -> tuple[Iterable[list[RedisWrite]], bool]:
         """A bounded input ended: one last sample of the counters, as they end."""
+        self.totals.epoch_closed()
         return [self.totals.apply([], sample=True)], StatefulBatchLogic.RETAIN
+
+    def epoch_closed(self) -> None:
+        """An epoch this step took part in has closed (its snapshot is being taken)."""
+        self.totals.epoch_closed()
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
+        self.epoch_closed()
         return self.totals.snapshot()
 
 

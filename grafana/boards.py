@@ -237,6 +237,10 @@ def pipeline() -> dashboard.Dashboard:
         p.stat_field("Event time reached", "The low watermark: how far every input partition "
                      "with data to give has got; far behind now means lag.", key,
                      "low_watermark_ms", unit="dateTimeFromNow", width=6),
+        p.stat_field("Last epoch closed", "When the job last closed an epoch, the moment "
+                     "its recovery snapshot is written (every CLICKSTREAM_EPOCH_INTERVAL_S): "
+                     "a crash replays from there.", rk.ops_recent_key(p.PREFIX),
+                     "epoch_closed_at_ms", unit="dateTimeFromNow", width=6),
         p.stat_field("Consumer lag", "Messages on the events topics the job has not read yet "
                      "(all partitions, by the end each consumer last fetched): growing means "
                      "the job does not keep up.", rk.ops_lag_key(p.PREFIX), "total",

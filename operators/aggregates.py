@@ -258,6 +258,7 @@ class PipelineTotals:
         self._sampled_at = -sample_s
         self._samples: deque[tuple[float, dict[str, int]]] = deque()
         self._lag: dict[str, int] = {}
+        self._epoch_closed_ms: int | None = None
         self.totals: dict[str, int] = {}
         if snapshot is not None:
             self.totals = dict(decode_snapshot(snapshot, PipelineSnapshot, SNAPSHOT_VERSION).totals)
@@ -285,7 +286,7 @@ class PipelineTotals:
         recent = redis_keys.ops_recent_key(self._keys.prefix)
         writes: list[RedisWrite] = [
             HashWrite(self._keys.pipeline, fields),
-            HashWrite(recent, dict(self._windows(now))),
+            HashWrite(recent, self._recent(now)),
         ]
         if lag_changed:
             behind: dict[str, int | float | str] = dict(self._lag)
@@ -301,6 +302,17 @@ class PipelineTotals:
                     StreamEntry(stream, int(now * 1000), {name: totals.get(name, 0)}, max_len)
                 )
         return writes
+
+    def epoch_closed(self) -> None:
+        """Bytewax closed an epoch of this step: with a recovery store, its snapshot is written
+        now. The time goes to ``<prefix>:ops:recent`` as ``epoch_closed_at_ms``."""
+        self._epoch_closed_ms = int(self._clock() * 1000)
+
+    def _recent(self, now: float) -> dict[str, int | float | str]:
+        fields: dict[str, int | float | str] = dict(self._windows(now))
+        if self._epoch_closed_ms is not None:
+            fields["epoch_closed_at_ms"] = self._epoch_closed_ms
+        return fields
 
     def _windows(self, now: float) -> dict[str, int]:
         """How much each windowed counter grew over its window, up to now."""

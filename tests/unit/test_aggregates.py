@@ -126,3 +126,15 @@ def test_the_consumer_lag_is_each_partitions_latest_report_and_their_sum() -> No
     # A level, not a count: it is in no counter of the pipeline hash.
     (pipeline, *_) = totals.apply([])
     assert isinstance(pipeline, HashWrite) and not any("lag" in k for k in pipeline.fields)
+
+
+def test_the_last_epoch_close_is_reported_for_the_snapshot_age_panel() -> None:
+    now = [1_800_000_000.0]
+    totals = PipelineTotals(KEYS, clock=lambda: now[0])
+    (_, recent, *_) = totals.apply([{"valid": 1}])
+    assert isinstance(recent, HashWrite) and "epoch_closed_at_ms" not in recent.fields
+    totals.epoch_closed()
+    now[0] += 5
+    (_, recent, *_) = totals.apply([{"valid": 1}])
+    assert isinstance(recent, HashWrite)
+    assert recent.fields["epoch_closed_at_ms"] == 1_800_000_000_000
