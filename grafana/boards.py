@@ -241,16 +241,16 @@ def pipeline() -> dashboard.Dashboard:
                      "its recovery snapshot is written (every CLICKSTREAM_EPOCH_INTERVAL_S): "
                      "a crash replays from there.", rk.ops_recent_key(p.PREFIX),
                      "epoch_closed_at_ms", unit="dateTimeFromNow", width=6),
-        p.stat_field("Consumer lag", "Messages on the events topics the job has not read yet "
-                     "(all partitions, by the end each consumer last fetched): growing means "
-                     "the job does not keep up.", rk.ops_lag_key(p.PREFIX), "total",
-                     warn_above=100_000, width=6),
     ])  # fmt: skip
     board = _row(board, "Input", [
         p.stat_field("Valid events", "Accepted unique events since the recovery store began.",
                      key, "valid", width=6),
+        p.stat_field("Consumer lag", "Messages on the events topics the job has not read yet "
+                     "(all partitions, by the end each consumer last fetched): growing means "
+                     "the job does not keep up.", rk.ops_lag_key(p.PREFIX), "total",
+                     warn_above=100_000, width=6),
         p.hash_bars("Lag by partition", "Messages not read yet, per topic partition.",
-                    rk.ops_lag_key(p.PREFIX), "partition", "behind", fields="#", width=18),
+                    rk.ops_lag_key(p.PREFIX), "partition", "behind", fields="#", width=12),
     ])  # fmt: skip
     board = _row(board, "Over time (wall clock)", [
         p.counters("Accepted since the start", "The valid-event counter sampled every 10 s: "
