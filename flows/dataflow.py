@@ -308,10 +308,15 @@ def _decode_step(
         progress, idle = decoded.progress, decoded.idle
         if alignment is not None and progress:
             alignment.read(progress)
+        # A shard without events of this batch gets only the progress: one input for them all.
+        nothing = pack(ShardInput([], progress, idle)) if progress or idle else None
         out: list[Any] = [
-            (name, pack(ShardInput(by_shard.get(name, []), progress, idle)))
+            (
+                name,
+                pack(ShardInput(by_shard[name], progress, idle)) if name in by_shard else nothing,
+            )
             for name in shard_names
-            if progress or idle or name in by_shard
+            if nothing is not None or name in by_shard
         ]
         out.extend(decoded.dead_letters)
         if decoded.lag:
@@ -370,7 +375,7 @@ def _route_sessions(parts: int) -> Callable[[tuple[str, JourneyBatchResult]], It
             parts,
             item[0],
             result.upstream_ms,
-            list(result.sessions),
+            result.sessions,
             _session_id,
             result.open_from_ms,
         )

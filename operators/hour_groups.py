@@ -16,6 +16,7 @@ arriving for a group that has left gets an object of its own, named by the row's
 from __future__ import annotations
 
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -28,8 +29,8 @@ from state.records import ArchiveObject
 R = TypeVar("R")
 
 
-class HourGroups(Generic[R]):
-    """Groups of one table's rows by hour within one shard, and when to write which object.
+class HourGroups(ABC, Generic[R]):
+    """Groups of one table part's rows by hour, and when to write which object.
 
     Args:
         table: the archive table.
@@ -137,16 +138,6 @@ class HourGroups(Generic[R]):
     def _name(self) -> str:
         return self._shard or self._table
 
-    @property
-    def retired_below(self) -> int:
-        """Hours before this one have left the state."""
-        return self._retired_below
-
-    @property
-    def groups(self) -> dict[int, list[R]]:
-        """The rows held, by hour (epoch hours)."""
-        return self._groups
-
     def _write(self, hour: int) -> list[ArchiveObject]:
         self._dirty_since.pop(hour, None)
         rows = self._groups.get(hour)
@@ -154,9 +145,9 @@ class HourGroups(Generic[R]):
             return []
         return [self._object(hour, sorted(rows, key=self._row_id), self._name())]
 
+    @abstractmethod
     def snapshot(self) -> bytes:
         """An immutable copy of the state (each table's own record type)."""
-        raise NotImplementedError
 
     def _object(self, hour: int, rows: list[R], name: str) -> ArchiveObject:
         dt, hour_label = hive_partition(hour * HOUR_MS)
