@@ -406,6 +406,31 @@ def _dead_letter_counts(dead: DeadLetter) -> tuple[str, dict[str, int]]:
     return PIPELINE, {"dead_letters": 1, f"dead_letters.{dead.stage}": 1}
 
 
+def identity_shard_config(settings: Settings, positions: tuple[str, ...]) -> ShardConfig:
+    """What the identity shards need of the settings, given the input's partitions."""
+    return ShardConfig(
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        dedupe_window_ms=settings.dedupe_window_s * 1000,
+        dedupe_max_ids=settings.dedupe_max_ids_per_shard,
+        session_gap_ms=settings.session_gap_s * 1000,
+        device_idle_ms=settings.device_idle_s * 1000,
+        journey_shards=settings.shard_count,
+        input_positions=positions,
+        offers=settings.campaigns_dir is not None,
+    )
+
+
+def journeys_config(settings: Settings) -> JourneyConfig:
+    """What the journeys shards need of the settings."""
+    return JourneyConfig(
+        prefix=settings.redis_prefix,
+        gap_ms=settings.session_gap_s * 1000,
+        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
+        stitch_allowance_ms=settings.stitch_allowance_s * 1000,
+        funnels=settings.funnel_definitions(),
+    )
+
+
 def input_positions(source: Source[Any]) -> tuple[str, ...]:
     """Every input partition of a Kafka or file source, as ``<source>#<partition>``."""
     if isinstance(source, KafkaEventSource | JsonLinesSource):
@@ -463,16 +488,7 @@ def build_flow(
     input_lag = op.map("input_lag", split_lag.trues, _input_lag)
     by_shard: Stream[tuple[str, ShardInput | bytes]] = split_lag.falses
 
-    shard_config = ShardConfig(
-        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-        dedupe_window_ms=settings.dedupe_window_s * 1000,
-        dedupe_max_ids=settings.dedupe_max_ids_per_shard,
-        session_gap_ms=settings.session_gap_s * 1000,
-        device_idle_ms=settings.device_idle_s * 1000,
-        journey_shards=settings.shard_count,
-        input_positions=input_positions(source),
-        offers=settings.campaigns_dir is not None,
-    )
+    shard_config = identity_shard_config(settings, input_positions(source))
     shard_out = stateful_batch(
         "shard_state",
         by_shard,
@@ -485,13 +501,7 @@ def build_flow(
         "aggregate_deltas", shard_out, _route_aggregates(settings.allowed_lateness_s * 1000)
     )
     dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
-    journey_config = JourneyConfig(
-        prefix=settings.redis_prefix,
-        gap_ms=settings.session_gap_s * 1000,
-        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
-        stitch_allowance_ms=settings.stitch_allowance_s * 1000,
-        funnels=settings.funnel_definitions(),
-    )
+    journey_config = journeys_config(settings)
     lookup = segments or lazy_segment_lookup(settings)
     journey_out = stateful_batch(
         "journeys",

@@ -21,14 +21,21 @@ import msgspec
 from msgspec.structs import force_setattr
 
 from operators.clock import NEVER, PartitionClock
-from operators.identity import ShardIdentities, ShardIdentitiesSnapshot
+from operators.identity import (
+    EVENT,
+    LATE,
+    LOGIN,
+    ShardIdentities,
+    ShardIdentitiesSnapshot,
+    native_snapshot,
+)
 from operators.sessions import SessionEvent
 from state.contract import Event
 from state.records import Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 MINUTE_MS = 60_000
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 # Where a shard's outputs go: the aggregate families and the archive.
 EVENTS_PER_MINUTE = "events_per_minute"
@@ -101,26 +108,38 @@ def _by_minute(seen: dict[str, int]) -> dict[int, list[str]]:
 
 def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
     """Version 1 (the skeleton) had dedupe only: its devices start with no known login.
-    Version 2 kept the ids as one dict (id → minute)."""
+    Version 2 kept the ids as one dict (id → minute). Versions 2 and 3 kept the devices'
+    identity state as Python structs; version 4 keeps the native core's bytes."""
+    if version == 3:
+        v3 = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV3)
+        return ShardSnapshot(
+            SNAPSHOT_VERSION,
+            v3.max_event_ms,
+            v3.seen,
+            native_snapshot(v3.identities),
+            v3.undecided,
+            v3.partition_newest,
+            v3.partition_idle,
+        )
     if version == 2:
         v2 = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV2)
         return ShardSnapshot(
             SNAPSHOT_VERSION,
             v2.max_event_ms,
             _by_minute(v2.seen),
-            v2.identities,
+            native_snapshot(v2.identities),
             v2.undecided,
             v2.partition_newest,
         )
     if version != 1:
-        msg = f"ShardSnapshot version {version!r} cannot be restored (this code reads 1 to 3)"
+        msg = f"ShardSnapshot version {version!r} cannot be restored (this code reads 1 to 4)"
         raise SnapshotVersionError(msg)
     old = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV1)
     return ShardSnapshot(
         SNAPSHOT_VERSION,
         old.max_event_ms,
         _by_minute(old.seen),
-        ShardIdentitiesSnapshot({}, {}),
+        ShardIdentities(0, 0).snapshot(),
         {},
         # Its watermark carries over as an idle partition: it holds nothing back once real
         # partitions report, and stands for the input while none has.
@@ -173,6 +192,16 @@ class _ShardSnapshotV2(msgspec.Struct, frozen=True):
     partition_newest: dict[str, int] = {}
 
 
+class _ShardSnapshotV3(msgspec.Struct, frozen=True):
+    version: int
+    max_event_ms: int
+    seen: dict[int, list[str]]
+    identities: ShardIdentitiesSnapshot
+    undecided: dict[str, SessionEvent]
+    partition_newest: dict[str, int] = {}
+    partition_idle: list[str] = []
+
+
 class ShardSnapshot(msgspec.Struct, frozen=True):
     """The recoverable state of one shard (encoded as msgpack bytes by :meth:`Shard.snapshot`)."""
 
@@ -182,7 +211,8 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
     """Minute index (event_ms // 60000) of the first arrival → the event ids remembered. Written
     as one msgpack array per minute, so a minute no id was added to since the last epoch is not
     encoded again."""
-    identities: ShardIdentitiesSnapshot
+    identities: bytes
+    """The devices' identity state: the native core's own versioned bytes."""
     undecided: dict[str, SessionEvent]
     """Anonymous events waiting for their identity, by event_id."""
     partition_newest: dict[str, int] = {}
@@ -197,7 +227,7 @@ class _ShardSnapshotWrite(msgspec.Struct, frozen=True):
     version: int
     max_event_ms: int
     seen: dict[int, msgspec.Raw]
-    identities: ShardIdentitiesSnapshot
+    identities: bytes
     undecided: dict[str, SessionEvent]
     partition_newest: dict[str, int] = {}
     partition_idle: list[str] = []
@@ -231,6 +261,8 @@ class Shard:
         self._evicted_below = NEVER
         self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
+        self._device_names: dict[str, str] = {}
+        """Device id → the shard's one copy of it (what the journeys' events share)."""
         self.clock = PartitionClock(expected=config.input_positions)
         self._journey_shard_names: dict[str, tuple[str, str]] = {}
         """Customer id → (journeys shard, the shard's one copy of the id)."""
@@ -285,8 +317,11 @@ class Shard:
         shard_names = self._journey_shard_names
         if len(shard_names) > 500_000:
             shard_names.clear()
-        identities = self.identities
-        devices = identities.devices
+        device_names = self._device_names
+        if len(device_names) > 500_000:
+            device_names.clear()
+        device_events: list[tuple[str, int, str, str | None, int]] = []
+        anonymous: list[Arrival] = []
         undecided = self._undecided
         offers: dict[str, list[Arrival]] | None = {} if self._config.offers else None
         for arrival in arrivals:
@@ -313,24 +348,27 @@ class Shard:
             last_rows.append(arrival)
             customer_id = event.customer_id
             device_id = event.device_id
-            device = None if device_id is None else devices.get(device_id)
-            if customer_id is None and device is not None:
-                # The identity known now, for the archive (the final one is decided later).
-                known = device.known_customer(event_ms, event_id)
-                if known is not None:
-                    force_setattr(arrival, "known_customer", known)
+            event_type = event.event_type
             if event_ms < watermark:
                 late += 1
+                if device_id is not None and customer_id is None:
+                    # Only its identity as known now, for the archive.
+                    anonymous.append(arrival)
+                    device_events.append((device_id, event_ms, event_id, None, LATE))
                 continue
-            event_type = event.event_type
             counted.append((minute, event_type))
             if progress is None:
                 clock.observe(position, event_ms)
             if device_id is not None:
-                if device is None:
-                    device = identities.device(device_id)
-                device_id = device.device_id  # the shard's one copy of the id
-                identities.record_on(device, event_ms, event_id, customer_id, event_type == "login")
+                shared = device_names.get(device_id)
+                if shared is None:
+                    device_names[device_id] = device_id
+                else:
+                    device_id = shared
+                if customer_id is None:
+                    anonymous.append(arrival)
+                kind = LOGIN if event_type == "login" else EVENT
+                device_events.append((device_id, event_ms, event_id, customer_id, kind))
             if customer_id is not None:
                 routed = shard_names.get(customer_id)
                 if routed is None:
@@ -351,10 +389,18 @@ class Shard:
             clock.mark_idle(where)
         self.max_event_ms = clock.max_ms
         watermark = self.watermark_ms
-        for decided in identities.resolve(watermark):
-            journey_event = undecided.pop(decided.event_id)
-            journeys.setdefault(journey_shard_name(decided.identity, journey_shards), []).append(
-                (decided.identity, journey_event)
+        identities = self.identities
+        if device_events:
+            # The identity known at each anonymous event, for the archive (the final one is
+            # decided later), as the batch's earlier logins left it.
+            known = identities.record_batch(device_events)
+            for arrival, customer in zip(anonymous, known, strict=True):
+                if customer is not None:
+                    force_setattr(arrival, "known_customer", customer)
+        for event_id, identity in identities.resolve(watermark):
+            journey_event = undecided.pop(event_id)
+            journeys.setdefault(journey_shard_name(identity, journey_shards), []).append(
+                (identity, journey_event)
             )
         identities.free_idle(watermark)
         minute_counts: MinuteCounts = {}
@@ -373,10 +419,10 @@ class Shard:
     def flush_identities(self) -> dict[str, list[JourneyItem]]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""
         journeys: dict[str, list[JourneyItem]] = {}
-        for decided in self.identities.resolve(2**62, everything=True):
-            name = journey_shard_name(decided.identity, self._config.journey_shards)
-            journey_event = self._undecided.pop(decided.event_id)
-            journeys.setdefault(name, []).append((decided.identity, journey_event))
+        for event_id, identity in self.identities.resolve(2**62, everything=True):
+            name = journey_shard_name(identity, self._config.journey_shards)
+            journey_event = self._undecided.pop(event_id)
+            journeys.setdefault(name, []).append((identity, journey_event))
         return journeys
 
     def _evict(self) -> None:

@@ -11,6 +11,11 @@ $BIN/ruff format --check .
 echo "== mypy --strict"
 $BIN/mypy .
 
+echo "== native core (cargo fmt, clippy, tests)"
+cargo fmt --manifest-path native/Cargo.toml --check
+cargo clippy --manifest-path native/Cargo.toml --all-features --all-targets -q -- -D warnings
+cargo test --manifest-path native/Cargo.toml -q
+
 echo "== local stack"
 started_here=0
 if ! $BIN/clickstream stack status >/dev/null 2>&1; then

@@ -44,12 +44,20 @@ def raw(offset: int, value: bytes, source: str = "bank.events", partition: int =
 
 
 def arrival(
-    event_id: str, seconds: float, offset: int = 0, event_type: str = "click", partition: int = 0
+    event_id: str,
+    seconds: float,
+    offset: int = 0,
+    event_type: str = "click",
+    partition: int = 0,
+    *,
+    customer_id: str | None = "C1",
+    device_id: str | None = "D1",
 ) -> Arrival:
     """An accepted event ``seconds`` after the base time."""
     import msgspec
 
-    event = msgspec.json.decode(event_json(event_id, seconds, event_type), type=Event)
+    body = event_json(event_id, seconds, event_type, customer_id, device_id)
+    event = msgspec.json.decode(body, type=Event)
     return Arrival(
         event, int(event.event_time.timestamp() * 1000), "bank.events", partition, offset, 0
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-from operators.identity import ShardIdentities
 from operators.journeys import (
     Funnel,
     FunnelStep,
@@ -150,16 +149,6 @@ def test_idle_customers_state_is_freed() -> None:
     assert list(shard.open) == ["C9"]
     snapshot = shard.snapshot()
     assert len(snapshot) < 2_000  # the 500 customers' events are not in it any more
-
-
-def test_idle_devices_are_forgotten_but_a_device_with_undecided_events_is_kept() -> None:
-    devices = ShardIdentities(gap_ms=30 * MIN, idle_ms=3600_000)
-    for i in range(300):
-        devices.add(f"D{i}", T0 + i, f"l{i}", f"C{i}", True)
-    devices.add("Dwait", T0 + 2 * 3600_000, "anon", None, False)
-    devices.resolve(T0)
-    assert devices.free_idle(T0 + 2 * 3600_000) == 300
-    assert list(devices.devices) == ["Dwait"]
 
 
 def test_a_snapshot_taken_between_batches_resumes_to_the_same_figures_and_sessions() -> None:

@@ -1,178 +1,164 @@
-"""Identity stitching and sessions, streamed, against a small obviously-correct reference.
+"""Identity stitching and sessions, through the job's own steps, against the reference.
 
-The reference reads PRODUCT.md's definitions literally over the whole input at once; the
-streaming logic sees the events in a disordered arrival order (within the allowed lateness),
-in batches, deciding as the watermark moves. Both must give the same sessions.
+The reference (tests/support/journey_reference.py) reads PRODUCT.md's definitions literally over
+the whole input at once. The job's decode, identity-shard (the native core) and journeys steps
+see the same events as raw messages in a disordered arrival order (within the allowed lateness),
+with repeats, in batches, sometimes resumed from their snapshots between batches, deciding as
+the watermark moves. Both must give the same sessions, each event the same identity.
 """
 
 from __future__ import annotations
 
+import json
 import random
-from dataclasses import dataclass
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.identity import DeviceEvent, DeviceIdentities, device_identity
-from operators.sessions import ClosedSession, IdentitySessions, SessionEvent, session_id
+from flows.settings import Settings
+from tests.support import journey_reference as ref
+from tests.support.events import event_json, raw
+from tests.support.identity_reference import ingest_identities
+from tests.support.reference import parse_time
+from tests.support.streamed import StreamedSteps
 
-GAP = 30 * 60_000
-LATENESS = 5 * 60_000
-
-
-@dataclass(frozen=True)
-class Ev:
-    event_id: str
-    ms: int
-    event_type: str
-    customer_id: str | None
-    device_id: str | None
+MIN = 60_000
+LATENESS_S = 300
+POSITION = ("bank.events#0",)
 
 
-def reference_identity(event: Ev, events: list[Ev]) -> str:
-    """PRODUCT.md: customer_id; else latest login at or before; else stitched; else device."""
-    if event.customer_id is not None:
-        return event.customer_id
-    assert event.device_id is not None
-    on_device = sorted(
-        (e for e in events if e.device_id == event.device_id), key=lambda e: (e.ms, e.event_id)
-    )
-    key = (event.ms, event.event_id)
-    before = [e for e in on_device if e.event_type == "login" and (e.ms, e.event_id) <= key]
-    if before:
-        assert before[-1].customer_id is not None
-        return before[-1].customer_id
-    previous = event.ms
-    for later in (e for e in on_device if (e.ms, e.event_id) > key):
-        if later.ms - previous > GAP:
-            break
-        previous = later.ms
-        if later.event_type == "login":
-            assert later.customer_id is not None
-            return later.customer_id
-    return device_identity(event.device_id)
-
-
-def reference_sessions(events: list[Ev]) -> set[tuple[str, str, tuple[str, ...]]]:
-    by_identity: dict[str, list[Ev]] = {}
-    for event in events:
-        by_identity.setdefault(reference_identity(event, events), []).append(event)
-    sessions = set()
-    for identity, own in by_identity.items():
-        own.sort(key=lambda e: (e.ms, e.event_id))
-        run = [own[0]]
-        for event in own[1:]:
-            if event.ms - run[-1].ms > GAP:
-                sessions.add(_session(identity, run))
-                run = []
-            run.append(event)
-        sessions.add(_session(identity, run))
-    return sessions
-
-
-def _session(identity: str, run: list[Ev]) -> tuple[str, str, tuple[str, ...]]:
-    return (
-        session_id(identity, run[0].ms, run[0].event_id),
-        identity,
-        tuple(e.event_id for e in run),
+def _settings() -> Settings:
+    return Settings.model_validate(
+        {
+            "shard_count": 4,
+            "allowed_lateness_s": LATENESS_S,
+            "session_gap_s": 1800,
+            "dedupe_window_s": 86_400,
+        }
     )
 
 
-def streamed_sessions(arrivals: list[Ev], batch: int) -> set[tuple[str, str, tuple[str, ...]]]:
-    devices: dict[str, DeviceIdentities] = {}
-    identities: dict[str, IdentitySessions] = {}
+def _event(index: int, ms: int, kind: str, customer: str | None, device: str | None) -> bytes:
+    if customer is None and device is None:
+        device = "D1"
+    if kind == "login" and (customer is None or device is None):
+        kind = "screen_view"  # a login names its customer on its device
+    return event_json(f"e{index:03d}", ms / 1000, kind, customer, device)
+
+
+def _run(bodies: list[bytes], order: list[int], batch: int, restarts: set[int]) -> StreamedSteps:
+    steps = StreamedSteps(_settings(), POSITION)
+    messages = [raw(offset, bodies[i]) for offset, i in enumerate(order)]
+    for number, start in enumerate(range(0, len(messages), batch)):
+        steps.feed(messages[start : start + batch])
+        if number in restarts:
+            steps.restart()
+    steps.finish()
+    return steps
+
+
+def _expected(bodies: list[bytes]) -> tuple[dict[str, dict[str, Any]], list[ref.Session]]:
+    unique: dict[str, dict[str, Any]] = {}
+    for body in bodies:
+        event = json.loads(body)
+        unique.setdefault(event["event_id"], event)
+    events = [ref.to_e(e) for e in unique.values()]
+    return unique, ref.sessions(events, ref.identities(events))
+
+
+def _arrival_order(bodies: list[bytes], rnd: random.Random) -> list[int]:
+    """By time, each event possibly overtaken by ones up to the lateness newer; late ones out."""
+    times = [json.loads(b)["event_time"] for b in bodies]
+    moments = [parse_time(t) for t in times]
+    ms = [round(m.timestamp() * 1000) for m in moments if m is not None]
+    order = sorted(range(len(bodies)), key=lambda i: ms[i] + rnd.randint(0, LATENESS_S * 1000 - 1))
     newest = -(2**62)
-    closed = set()
-
-    def to_identity(identity: str, event: Ev) -> None:
-        sessions = identities.setdefault(identity, IdentitySessions(identity, GAP))
-        sessions.add([SessionEvent(event.ms, event.event_id, event.event_type)])
-
-    by_id = {e.event_id: e for e in arrivals}
-    for start in range(0, len(arrivals), batch):
-        for event in arrivals[start : start + batch]:
-            newest = max(newest, event.ms)
-            if event.device_id is not None:
-                device = devices.setdefault(event.device_id, DeviceIdentities(event.device_id, GAP))
-                is_login = event.event_type == "login"
-                device.add([DeviceEvent(event.ms, event.event_id, event.customer_id, is_login)])
-            if event.customer_id is not None:
-                to_identity(event.customer_id, event)
-        watermark = newest - LATENESS
-        for device in devices.values():
-            for decided in device.resolve(watermark):
-                to_identity(decided.identity, by_id[decided.event_id])
-        oldest_pending = min(
-            (d.state.pending[0][0] for d in devices.values() if d.state.pending),
-            default=watermark,
-        )
-        safe = min(watermark, oldest_pending)
-        for sessions in identities.values():
-            for session in sessions.close(safe):
-                closed.add(_closed(session))
-    # End of input: the watermark runs past everything.
-    for device in devices.values():
-        for decided in device.resolve(2**62):
-            to_identity(decided.identity, by_id[decided.event_id])
-    for sessions in identities.values():
-        for session in sessions.close(2**62):
-            closed.add(_closed(session))
-    return closed
-
-
-def _closed(session: ClosedSession) -> tuple[str, str, tuple[str, ...]]:
-    return session.session_id, session.identity, tuple(e.event_id for e in session.events)
+    on_time = []
+    for i in order:  # an event later than the newest less the lateness is left out
+        if ms[i] >= newest - LATENESS_S * 1000:
+            on_time.append(i)
+        newest = max(newest, ms[i])
+    return on_time
 
 
 event_strategy = st.tuples(
-    st.integers(0, 240 * 60_000),  # time within 4 hours
+    # Within three hours, mostly on whole minutes (else a millisecond off one): gaps of exactly
+    # the session gap are frequent, and identities have several sessions.
+    st.builds(
+        lambda minute, ms: minute * MIN + ms,
+        st.integers(0, 36).map(lambda five: five * 5),
+        st.sampled_from([0, 0, 0, 1, -1]),
+    ),
     st.sampled_from(["screen_view", "click", "login", "conversion"]),
     st.sampled_from(["C1", "C2", None, None]),
     st.sampled_from(["D1", "D2", "D3", None]),
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(event_strategy, min_size=1, max_size=60), st.integers(1, 10), st.randoms())
-def test_streamed_sessions_equal_the_reference(
-    raw: list[tuple[int, str, str | None, str | None]], batch: int, rnd: random.Random
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(event_strategy, min_size=1, max_size=80),
+    st.integers(1, 12),
+    st.randoms(use_true_random=False),
+    st.lists(st.integers(0, 79), max_size=6),
+    st.sets(st.integers(0, 20), max_size=4),
+)
+def test_the_steps_give_the_reference_sessions_and_identities(
+    raw_events: list[tuple[int, str, str | None, str | None]],
+    batch: int,
+    rnd: random.Random,
+    repeats: list[int],
+    restarts: set[int],
 ) -> None:
-    events = []
-    for index, (ms, kind, customer_id, device) in enumerate(raw):
-        device_id = "D1" if customer_id is None and device is None else device
-        login_ok = customer_id is not None and device_id is not None
-        event_type = "screen_view" if kind == "login" and not login_ok else kind
-        events.append(Ev(f"e{index:03d}", ms, event_type, customer_id, device_id))
-    # Arrival order: by time, each event possibly overtaken by ones up to the lateness newer.
-    arrivals = sorted(events, key=lambda e: e.ms + rnd.randint(0, LATENESS - 1))
-    newest = -(2**62)
-    on_time = []
-    for event in arrivals:  # events later than the watermark are not part of the figures
-        if event.ms >= newest - LATENESS:
-            on_time.append(event)
-        newest = max(newest, event.ms)
-    assert streamed_sessions(on_time, batch) == reference_sessions(on_time)
+    bodies = [_event(i, *fields) for i, fields in enumerate(raw_events)]
+    order = _arrival_order(bodies, rnd)
+    on_time = [bodies[i] for i in order]
+    # Repeats of events already sent, delivered again later in the input.
+    with_repeats = on_time + [on_time[i % len(on_time)] for i in repeats]
+    steps = _run(with_repeats, list(range(len(with_repeats))), batch, restarts)
+
+    unique, sessions = _expected(on_time)
+    assert steps.pipeline.get("valid", 0) == len(unique)
+    assert steps.pipeline.get("duplicates", 0) == len(repeats)
+    assert steps.pipeline.get("late", 0) == 0
+    got = sorted((s.session_id, s.identity, s.event_ids) for s in steps.sessions)
+    want = sorted((s.sid, s.identity, tuple(e.event_id for e in s.events)) for s in sessions)
+    assert got == want
+    # The archive's identity of each event is one the input could have told at the time.
+    possible = ingest_identities(unique)
+    assert sorted(a.event.event_id for a in steps.archived) == sorted(unique)
+    for arrival in steps.archived:
+        known = arrival.event.customer_id or arrival.known_customer
+        identity = known or f"device:{arrival.event.device_id}"
+        assert identity in possible[arrival.event.event_id].possible
+
+
+def _sessions_of(events: list[tuple[int, str, str | None, str | None]]) -> list[tuple[str, ...]]:
+    bodies = [_event(i, *fields) for i, fields in enumerate(events)]
+    steps = _run(bodies, list(range(len(bodies))), 2, set())
+    return sorted((s.identity, *s.event_ids) for s in steps.sessions)
 
 
 def test_the_anonymous_start_belongs_to_whoever_logs_in() -> None:
-    events = [
-        Ev("a1", 0, "screen_view", None, "D1"),
-        Ev("a2", 10 * 60_000, "screen_view", None, "D1"),
-        Ev("l1", 20 * 60_000, "login", "C1", "D1"),
-        Ev("a3", 200 * 60_000, "screen_view", None, "D1"),  # later: the device stays linked
-        Ev("x1", 0, "screen_view", None, "D2"),  # never logs in: the device itself
-    ]
-    assert streamed_sessions(events, 2) == reference_sessions(events)
-    identities = {s[1]: s[2] for s in reference_sessions(events)}
-    assert identities["device:D2"] == ("x1",)
-    assert ("a1", "a2", "l1") in [s[2] for s in reference_sessions(events)]
-    assert reference_identity(events[3], events) == "C1"
+    sessions = _sessions_of(
+        [
+            (0, "screen_view", None, "D1"),
+            (10 * MIN, "screen_view", None, "D1"),
+            (20 * MIN, "login", "C1", "D1"),
+            (200 * MIN, "screen_view", None, "D1"),  # later: the device stays linked
+            (201 * MIN, "screen_view", None, "D2"),  # never logs in: the device itself
+        ]
+    )
+    assert sessions == [("C1", "e000", "e001", "e002"), ("C1", "e003"), ("device:D2", "e004")]
 
 
 def test_a_gap_over_30_minutes_before_the_login_breaks_the_stitch() -> None:
-    events = [
-        Ev("a1", 0, "screen_view", None, "D1"),
-        Ev("l1", 31 * 60_000, "login", "C1", "D1"),
-    ]
-    assert reference_identity(events[0], events) == "device:D1"
-    assert streamed_sessions(events, 1) == reference_sessions(events)
+    sessions = _sessions_of([(0, "screen_view", None, "D1"), (31 * MIN, "login", "C1", "D1")])
+    assert sessions == [("C1", "e001"), ("device:D1", "e000")]
+
+
+def test_a_login_exactly_one_session_gap_later_still_stitches() -> None:
+    """PRODUCT.md: a gap *over* 30 minutes breaks the chain; exactly 30 does not."""
+    sessions = _sessions_of([(0, "screen_view", None, "D1"), (30 * MIN, "login", "C1", "D1")])
+    assert sessions == [("C1", "e000", "e001")]

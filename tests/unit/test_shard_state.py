@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.shard_state import MINUTE_MS, Shard, ShardConfig
+from operators.shard_state import MINUTE_MS, Shard, ShardConfig, session_event
 from state.snapshots import SnapshotVersionError
 from tests.support.events import BASE, arrival
 
@@ -127,10 +127,42 @@ def test_a_version_2_snapshot_keeps_its_dedupe() -> None:
     shard.process([arrival("a", 600), arrival("b", 10)])
     current = msgspec.msgpack.decode(shard.snapshot())
     seen = {i: m for m, ids in current["seen"].items() for i in ids}
-    v2 = msgspec.msgpack.encode({**current, "version": 2, "seen": seen})
+    identities: dict[str, dict[str, object]] = {"devices": {}, "last_seen": {}}  # Python structs
+    v2 = msgspec.msgpack.encode({**current, "version": 2, "seen": seen, "identities": identities})
     restored = Shard(CONFIG, v2)
     result = restored.process([arrival("a", 600), arrival("b", 700), arrival("c", 650)])
     assert result.pipeline == {"valid": 1, "duplicates": 2, "late": 0}
+
+
+def test_a_version_3_snapshot_keeps_the_undecided_identities_of_its_devices() -> None:
+    """Version 3 kept the devices' identity state as Python structs; version 4 the native
+    core's bytes. An anonymous event waiting in a v3 store still goes to whoever logs in."""
+    anonymous = arrival("anon", 0)
+    undecided = session_event(anonymous.event, anonymous.event_ms, "D1", None)
+    at = anonymous.event_ms
+    v3 = msgspec.msgpack.encode(
+        {
+            "version": 3,
+            "max_event_ms": at,
+            "seen": {at // MINUTE_MS: ["anon"]},
+            "identities": {
+                "devices": {
+                    "D1": {"logins": [], "times": [[at, "anon"]], "pending": [[at, "anon"]]}
+                },
+                "last_seen": {"D1": at},
+            },
+            "undecided": {"anon": undecided},
+            "partition_newest": {"bank.events#0": at},
+            "partition_idle": [],
+        }
+    )
+    shard = Shard(CONFIG, v3)
+    result = shard.process([arrival("login", 60, event_type="login"), arrival("later", 700)])
+    stitched = [
+        (identity, e.event_id) for items in result.journeys.values() for identity, e in items
+    ]
+    assert ("C1", "anon") in stitched
+    assert shard.process([arrival("anon", 0)]).pipeline["duplicates"] == 1
 
 
 def test_snapshots_between_batches_remember_every_id() -> None:
@@ -198,3 +230,15 @@ def test_a_lagging_partition_is_not_late_while_it_is_active() -> None:
     assert result.pipeline["late"] == 0  # 0 s is within 5 min of partition 1's newest (60 s)
     result = shard.process([arrival("b-too-late", 1, partition=1)])
     assert result.pipeline["late"] == 1  # partition 1 is at 700 s now
+
+
+def test_idle_devices_are_forgotten_but_a_device_with_undecided_events_is_kept() -> None:
+    config = msgspec.structs.replace(CONFIG, device_idle_ms=3_600_000)
+    shard = Shard(config)
+    shard.process(
+        [arrival(f"l{i}", i / 1000, event_type="login", device_id=f"D{i}") for i in range(300)]
+    )
+    assert shard.identities.device_count == 300
+    shard.process([arrival("anon", 2 * 3600, customer_id=None, device_id="Dwait")])
+    assert shard.identities.device_count == 1
+    assert shard.identities.undecided_count == 1
