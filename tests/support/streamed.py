@@ -9,6 +9,7 @@ the recovery store would after a crash at an epoch's end.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flows.dataflow import (
@@ -23,7 +24,7 @@ from flows.dataflow import (
     journeys_config,
 )
 from flows.settings import Settings
-from operators.journeys import SessionRecord
+from operators.journeys import JourneyBatchResult, SessionRecord
 from operators.shard_state import ShardBatchResult, ShardInput
 from state.records import Arrival, RawMessage
 
@@ -47,6 +48,7 @@ class StreamedSteps:
         self.sessions: list[SessionRecord] = []
         self.archived: list[Arrival] = []
         self.pipeline: dict[str, int] = {}
+        """The pipeline counters of the identity and journeys shards, summed."""
 
     def feed(self, messages: list[RawMessage]) -> None:
         """One input batch through every step."""
@@ -101,10 +103,12 @@ class StreamedSteps:
                     None, self._journey_config, _no_segments, False
                 )
             if name in to_journeys:
-                results, _ = logic.on_batch(to_journeys[name])
-                for result in results:
-                    self.sessions.extend(result.sessions)
+                self._outputs(logic.on_batch(to_journeys[name])[0])
             if eof:
-                results, _ = logic.on_eof()
-                for result in results:
-                    self.sessions.extend(result.sessions)
+                self._outputs(logic.on_eof()[0])
+
+    def _outputs(self, results: Iterable[JourneyBatchResult]) -> None:
+        for result in results:
+            self.sessions.extend(result.sessions)
+            for figure, n in result.pipeline.items():
+                self.pipeline[figure] = self.pipeline.get(figure, 0) + n

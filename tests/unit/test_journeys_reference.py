@@ -25,15 +25,21 @@ from tests.support.streamed import StreamedSteps
 
 MIN = 60_000
 LATENESS_S = 300
+SPAN_S = 3 * 3600
+"""The generated inputs span three hours of event time."""
 POSITION = ("bank.events#0",)
 
 
-def _settings() -> Settings:
+def _settings(stitch_allowance_s: int = SPAN_S) -> Settings:
+    # A session closes once the watermark is past its end by the gap and the stitch allowance;
+    # an anonymous start decided later than that is counted late for sessions (tested below).
+    # With an allowance as long as the input, every decision is in time and sessions are exact.
     return Settings.model_validate(
         {
             "shard_count": 4,
             "allowed_lateness_s": LATENESS_S,
             "session_gap_s": 1800,
+            "stitch_allowance_s": stitch_allowance_s,
             "dedupe_window_s": 86_400,
         }
     )
@@ -47,8 +53,14 @@ def _event(index: int, ms: int, kind: str, customer: str | None, device: str | N
     return event_json(f"e{index:03d}", ms / 1000, kind, customer, device)
 
 
-def _run(bodies: list[bytes], order: list[int], batch: int, restarts: set[int]) -> StreamedSteps:
-    steps = StreamedSteps(_settings(), POSITION)
+def _run(
+    bodies: list[bytes],
+    order: list[int],
+    batch: int,
+    restarts: set[int],
+    settings: Settings | None = None,
+) -> StreamedSteps:
+    steps = StreamedSteps(settings or _settings(), POSITION)
     messages = [raw(offset, bodies[i]) for offset, i in enumerate(order)]
     for number, start in enumerate(range(0, len(messages), batch)):
         steps.feed(messages[start : start + batch])
@@ -122,6 +134,7 @@ def test_the_steps_give_the_reference_sessions_and_identities(
     assert steps.pipeline.get("valid", 0) == len(unique)
     assert steps.pipeline.get("duplicates", 0) == len(repeats)
     assert steps.pipeline.get("late", 0) == 0
+    assert steps.pipeline.get("late_for_sessions", 0) == 0
     got = sorted((s.session_id, s.identity, s.event_ids) for s in steps.sessions)
     want = sorted((s.sid, s.identity, tuple(e.event_id for e in s.events)) for s in sessions)
     assert got == want
@@ -162,3 +175,22 @@ def test_a_login_exactly_one_session_gap_later_still_stitches() -> None:
     """PRODUCT.md: a gap *over* 30 minutes breaks the chain; exactly 30 does not."""
     sessions = _sessions_of([(0, "screen_view", None, "D1"), (30 * MIN, "login", "C1", "D1")])
     assert sessions == [("C1", "e000", "e001")]
+
+
+def test_a_start_stitched_after_the_allowance_is_counted_late_for_sessions_not_lost() -> None:
+    # The anonymous event at 25 minutes waits for the login at 55; by then the customer's
+    # session from minute 0 has closed under a 15-minute allowance.
+    events = [
+        (0, "screen_view", "C1", "D1"),
+        (25 * MIN, "screen_view", None, "D1"),
+        (55 * MIN, "screen_view", "C1", "D1"),
+        (55 * MIN, "login", "C1", "D1"),
+    ]
+    bodies = [_event(i, *fields) for i, fields in enumerate(events)]
+    steps = _run(bodies, list(range(len(bodies))), 1, set(), _settings(stitch_allowance_s=900))
+    assert steps.pipeline["late_for_sessions"] == 1
+    sessions = sorted((s.identity, *s.event_ids) for s in steps.sessions)
+    assert sessions == [("C1", "e000"), ("C1", "e002", "e003")]
+    exact = _run(bodies, list(range(len(bodies))), 1, set())
+    assert "late_for_sessions" not in exact.pipeline
+    assert [s.event_ids for s in exact.sessions] == [("e000", "e001", "e002", "e003")]
