@@ -1,8 +1,8 @@
 """Identity of an event (PRODUCT.md, "Identity"): the native core's shard state, and the old
 Python snapshot format it migrates from.
 
-The rules live in ``native/src/identity.rs`` (:class:`clickstream_native.ShardIdentities`), one
-call per shard batch; ``tests/support/journey_reference.py`` is their executable specification.
+The rules live in ``native/src/identity.rs`` (held by :class:`clickstream_native.ShardCore`,
+one call per shard batch); ``tests/support/journey_reference.py`` is their executable specification.
 An event with a ``customer_id`` is that customer's; an anonymous event is decided once the
 shard's watermark has passed it: the customer of the device's latest login at or before it,
 else the customer of a later login it chains to with no gap over the session gap, else the
@@ -11,31 +11,11 @@ device itself.
 
 from __future__ import annotations
 
-from typing import Final
-
 import msgspec
-from clickstream_native import IDENTITY_SNAPSHOT_VERSION, ShardIdentities
+from clickstream_native import IDENTITY_SNAPSHOT_VERSION
 
 from operators.clock import NEVER
 from state.archive_layout import DEVICE_PREFIX
-
-__all__ = [
-    "EVENT",
-    "LATE",
-    "LOGIN",
-    "DeviceState",
-    "ShardIdentities",
-    "ShardIdentitiesSnapshot",
-    "device_identity",
-    "native_snapshot",
-]
-
-LATE: Final = 0
-"""A device event older than the watermark: only its identity as known now is asked for."""
-EVENT: Final = 1
-"""An on-time device event that is not a login."""
-LOGIN: Final = 2
-"""An on-time login."""
 
 
 def device_identity(device_id: str) -> str:
@@ -65,3 +45,8 @@ def native_snapshot(old: ShardIdentitiesSnapshot) -> bytes:
         for name, state in old.devices.items()
     ]
     return msgspec.msgpack.encode((IDENTITY_SNAPSHOT_VERSION, devices))
+
+
+def empty_snapshot() -> bytes:
+    """The native core's snapshot bytes of a shard with no devices."""
+    return msgspec.msgpack.encode((IDENTITY_SNAPSHOT_VERSION, []))

@@ -11,26 +11,16 @@ work per event is a few dict operations.
 
 from __future__ import annotations
 
-import operator
 import zlib
-from collections import Counter
 from collections.abc import Iterable
-from sys import intern
 
 import msgspec
+from clickstream_native import ShardCore
 from msgspec.structs import force_setattr
 
 from operators.clock import NEVER, PartitionClock
-from operators.identity import (
-    EVENT,
-    LATE,
-    LOGIN,
-    ShardIdentities,
-    ShardIdentitiesSnapshot,
-    native_snapshot,
-)
+from operators.identity import ShardIdentitiesSnapshot, empty_snapshot, native_snapshot
 from operators.sessions import SessionEvent
-from state.contract import Event
 from state.records import Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
@@ -45,7 +35,6 @@ LOW_WATERMARK = "low_watermark_ms"
 """The pipeline figure of how far every input partition has got (event time, epoch ms): the
 newest value any shard reports, not a sum."""
 
-_event_ms = operator.attrgetter("event_ms")
 _encode = msgspec.msgpack.Encoder().encode
 
 MinuteCounts = dict[int, dict[str, int]]
@@ -139,7 +128,7 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
         SNAPSHOT_VERSION,
         old.max_event_ms,
         _by_minute(old.seen),
-        ShardIdentities(0, 0).snapshot(),
+        empty_snapshot(),
         {},
         # Its watermark carries over as an idle partition: it holds nothing back once real
         # partitions report, and stands for the input while none has.
@@ -151,36 +140,6 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
 def journey_shard_name(identity: str, shard_count: int) -> str:
     """The state key of the journeys shard that holds an identity's sessions."""
     return f"journey-{zlib.crc32(identity.encode()) % shard_count:04d}"
-
-
-def session_event(
-    event: Event, event_ms: int, device_id: str | None, customer_id: str | None
-) -> SessionEvent:
-    """What the journeys need of an event, given its device and customer id strings.
-
-    Repeated strings are shared: the caller passes the one copy of the device and customer id
-    it keeps, and the few app, version, OS, screen, element and form names are interned. Open
-    sessions hold millions of events, and one copy of "dashboard" per event is memory the
-    journeys then walk through. (Event types and channels are shared by the decoder already.)
-    """
-    error_code = event.properties.get("error_code") if event.event_type == "error" else None
-    app, app_version, os = event.app, event.app_version, event.os
-    screen, element, form = event.screen, event.element, event.form
-    return SessionEvent(
-        event_ms,
-        event.event_id,
-        event.event_type,
-        event.channel,
-        device_id,
-        customer_id,
-        None if app is None else intern(app),
-        None if app_version is None else intern(app_version),
-        None if os is None else intern(os),
-        None if screen is None else intern(screen),
-        None if element is None else intern(element),
-        None if form is None else intern(form),
-        None if error_code is None else str(error_code),
-    )
 
 
 class _ShardSnapshotV2(msgspec.Struct, frozen=True):
@@ -249,25 +208,42 @@ class ShardBatchResult(msgspec.Struct, gc=False):
 
 
 class Shard:
-    """Dedupe and watermark state of one shard."""
+    """Dedupe, watermark and identity state of one shard.
+
+    The per-event work runs in the native core (:class:`clickstream_native.ShardCore`, one call
+    per batch): dedupe, lateness, the archive rows, the counts, each device's identity state and
+    the journeys' events. The watermark (:class:`~operators.clock.PartitionClock`), the events
+    waiting for their identity and the snapshot's assembly stay here.
+    """
 
     def __init__(self, config: ShardConfig, snapshot: bytes | None = None) -> None:
         """Create a shard, empty or from a snapshot taken by :meth:`snapshot`."""
         self._config = config
         self.max_event_ms = NEVER
-        self._seen: dict[str, int] = {}
-        self._seen_by_minute: dict[int, list[str]] = {}
-        self._minute_bytes: dict[int, tuple[int, msgspec.Raw]] = {}
-        self._evicted_below = NEVER
-        self.identities = ShardIdentities(config.session_gap_ms, config.device_idle_ms)
         self._undecided: dict[str, SessionEvent] = {}
-        self._device_names: dict[str, str] = {}
-        """Device id → the shard's one copy of it (what the journeys' events share)."""
         self.clock = PartitionClock(expected=config.input_positions)
-        self._journey_shard_names: dict[str, tuple[str, str]] = {}
-        """Customer id → (journeys shard, the shard's one copy of the id)."""
+        self.core = self._core()
         if snapshot is not None:
             self._restore(snapshot)
+
+    def _core(
+        self, identities: bytes | None = None, seen: dict[int, list[str]] | None = None
+    ) -> ShardCore:
+        config = self._config
+        shards = config.journey_shards
+
+        def shard_of(identity: str) -> str:
+            return journey_shard_name(identity, shards)
+
+        return ShardCore(
+            config.session_gap_ms,
+            config.device_idle_ms,
+            SessionEvent,
+            shard_of,
+            force_setattr,
+            identities,
+            seen,
+        )
 
     @property
     def watermark_ms(self) -> int:
@@ -281,7 +257,7 @@ class Shard:
     @property
     def remembered_ids(self) -> int:
         """How many event ids the dedupe currently remembers."""
-        return len(self._seen)
+        return self.core.remembered_ids
 
     def process(
         self,
@@ -298,118 +274,33 @@ class Shard:
         time per input partition in this batch) and ``idle`` (partitions their source reported
         idle after it) move it afterwards.
         """
-        arrivals = sorted(arrivals, key=_event_ms)
-        seen = self._seen
-        by_minute = self._seen_by_minute
-        last_minute = NEVER
-        minute_ids: list[str] = []
-        counted: list[tuple[int, str]] = []
-        archive_rows: dict[str, list[Arrival]] = {}
+        batch = arrivals if isinstance(arrivals, list) else list(arrivals)
         clock = self.clock
         watermark = self.watermark_ms
-        valid = duplicates = late = 0
-        last_source = ""
-        last_partition = -1
-        last_rows: list[Arrival] = []
-        position = ""
-        journeys: dict[str, list[JourneyItem]] = {}
-        journey_shards = self._config.journey_shards
-        shard_names = self._journey_shard_names
-        if len(shard_names) > 500_000:
-            shard_names.clear()
-        device_names = self._device_names
-        if len(device_names) > 500_000:
-            device_names.clear()
-        device_events: list[tuple[str, int, str, str | None, int]] = []
-        anonymous: list[Arrival] = []
+        if progress is None:
+            # Without the decoder's progress (tests): the on-time events' own times.
+            progress = {}
+            for arrival in batch:
+                if arrival.event_ms >= watermark:
+                    where = f"{arrival.source}#{arrival.partition}"
+                    progress[where] = max(progress.get(where, NEVER), arrival.event_ms)
         undecided = self._undecided
-        offers: dict[str, list[Arrival]] | None = {} if self._config.offers else None
-        for arrival in arrivals:
-            event = arrival.event
-            event_id = event.event_id
-            if event_id in seen:
-                duplicates += 1
-                continue
-            event_ms = arrival.event_ms
-            minute = event_ms // MINUTE_MS
-            seen[event_id] = minute
-            if minute != last_minute:
-                last_minute = minute
-                found_ids = by_minute.get(minute)
-                if found_ids is None:
-                    found_ids = by_minute[minute] = []
-                minute_ids = found_ids
-            minute_ids.append(event_id)
-            valid += 1
-            if arrival.partition != last_partition or arrival.source != last_source:
-                last_source, last_partition = arrival.source, arrival.partition
-                position = f"{last_source}#{last_partition}"
-                last_rows = archive_rows.setdefault(position, [])
-            last_rows.append(arrival)
-            customer_id = event.customer_id
-            device_id = event.device_id
-            event_type = event.event_type
-            if event_ms < watermark:
-                late += 1
-                if device_id is not None and customer_id is None:
-                    # Only its identity as known now, for the archive.
-                    anonymous.append(arrival)
-                    device_events.append((device_id, event_ms, event_id, None, LATE))
-                continue
-            counted.append((minute, event_type))
-            if progress is None:
-                clock.observe(position, event_ms)
-            if device_id is not None:
-                shared = device_names.get(device_id)
-                if shared is None:
-                    device_names[device_id] = device_id
-                else:
-                    device_id = shared
-                if customer_id is None:
-                    anonymous.append(arrival)
-                kind = LOGIN if event_type == "login" else EVENT
-                device_events.append((device_id, event_ms, event_id, customer_id, kind))
-            if customer_id is not None:
-                routed = shard_names.get(customer_id)
-                if routed is None:
-                    routed = shard_names[customer_id] = (
-                        journey_shard_name(customer_id, journey_shards),
-                        customer_id,
-                    )
-                name, customer_id = routed
-                journey_event = session_event(event, event_ms, device_id, customer_id)
-                journeys.setdefault(name, []).append((customer_id, journey_event))
-                if offers is not None:
-                    offers.setdefault(name, []).append(arrival)
-            else:
-                undecided[event_id] = session_event(event, event_ms, device_id, None)
-        for where, newest in (progress or {}).items():
+        minute_counts, valid, duplicates, late, archive_rows, journeys, offers = self.core.take(
+            batch, watermark, undecided, self._config.offers
+        )
+        for where, newest in progress.items():
             clock.observe(where, newest)
         for where in idle:
             clock.mark_idle(where)
         self.max_event_ms = clock.max_ms
         watermark = self.watermark_ms
-        identities = self.identities
-        if device_events:
-            # The identity known at each anonymous event, for the archive (the final one is
-            # decided later), as the batch's earlier logins left it.
-            known = identities.record_batch(device_events)
-            for arrival, customer in zip(anonymous, known, strict=True):
-                if customer is not None:
-                    force_setattr(arrival, "known_customer", customer)
-        for event_id, identity in identities.resolve(watermark):
+        journey_shards = self._config.journey_shards
+        for event_id, identity in self.core.resolve(watermark):
             journey_event = undecided.pop(event_id)
             journeys.setdefault(journey_shard_name(identity, journey_shards), []).append(
                 (identity, journey_event)
             )
-        identities.free_idle(watermark)
-        minute_counts: MinuteCounts = {}
-        for (minute, counted_type), n in Counter(counted).items():
-            per_type = minute_counts.get(minute * MINUTE_MS)
-            if per_type is None:
-                minute_counts[minute * MINUTE_MS] = {counted_type: n}
-            else:
-                per_type[counted_type] = n
+        self.core.free_idle(watermark)
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
         return ShardBatchResult(
@@ -419,57 +310,27 @@ class Shard:
     def flush_identities(self) -> dict[str, list[JourneyItem]]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""
         journeys: dict[str, list[JourneyItem]] = {}
-        for event_id, identity in self.identities.resolve(2**62, everything=True):
+        for event_id, identity in self.core.resolve(2**62, everything=True):
             name = journey_shard_name(identity, self._config.journey_shards)
             journey_event = self._undecided.pop(event_id)
             journeys.setdefault(name, []).append((identity, journey_event))
         return journeys
 
     def _evict(self) -> None:
-        """Forget ids older than the dedupe window, then the oldest ones over the cap.
-
-        Runs a full pass only when the window's start moves to a new minute or the cap is
-        exceeded, so its cost is spread thin over the events.
-        """
+        """Forget ids older than the dedupe window, then the oldest ones over the cap."""
         # From the slowest active partition: a lagging partition's repeats are still caught.
         cutoff = (self.clock.low_ms() - self._config.dedupe_window_ms) // MINUTE_MS
-        cap = self._config.dedupe_max_ids
-        by_minute = self._seen_by_minute
-        if len(self._seen) > cap:
-            per_minute = sorted(((m, len(ids)) for m, ids in by_minute.items()), reverse=True)
-            kept = 0
-            for minute, n in per_minute:
-                if kept + n > cap:
-                    cutoff = max(cutoff, minute + 1)
-                    break
-                kept += n
-        if cutoff > self._evicted_below:
-            seen = self._seen
-            for minute in [m for m in by_minute if m < cutoff]:
-                for event_id in by_minute.pop(minute):
-                    del seen[event_id]
-                self._minute_bytes.pop(minute, None)
-            self._evicted_below = cutoff
-
-    def _seen_segments(self) -> dict[int, msgspec.Raw]:
-        """The remembered ids by minute, re-encoding only the minutes that got new ids."""
-        cache = self._minute_bytes
-        segments: dict[int, msgspec.Raw] = {}
-        for minute, ids in self._seen_by_minute.items():
-            cached = cache.get(minute)
-            if cached is None or cached[0] != len(ids):
-                cached = cache[minute] = (len(ids), msgspec.Raw(_encode(ids)))
-            segments[minute] = cached[1]
-        return segments
+        self.core.evict(cutoff, self._config.dedupe_max_ids)
 
     def snapshot(self) -> bytes:
         """An immutable copy of the state (msgpack bytes, versioned)."""
+        segments = {m: msgspec.Raw(ids) for m, ids in self.core.seen_segments().items()}
         return encode_snapshot(
             _ShardSnapshotWrite(
                 SNAPSHOT_VERSION,
                 self.max_event_ms,
-                self._seen_segments(),
-                self.identities.snapshot(),
+                segments,
+                self.core.identities_snapshot(),
                 self._undecided,
                 self.clock.newest,
                 sorted(self.clock.idle),
@@ -479,11 +340,7 @@ class Shard:
     def _restore(self, snapshot: bytes) -> None:
         state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION, migrate=_migrate)
         self.max_event_ms = state.max_event_ms
-        self._seen_by_minute = {m: list(ids) for m, ids in state.seen.items()}
-        self._seen = {i: m for m, ids in state.seen.items() for i in ids}
-        self.identities = ShardIdentities(
-            self._config.session_gap_ms, self._config.device_idle_ms, state.identities
-        )
+        self.core = self._core(state.identities, state.seen)
         self._undecided = dict(state.undecided)
         self.clock = PartitionClock(
             state.partition_newest, self._config.input_positions, state.partition_idle

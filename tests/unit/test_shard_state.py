@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.shard_state import MINUTE_MS, Shard, ShardConfig, session_event
+from operators.sessions import SessionEvent
+from operators.shard_state import MINUTE_MS, Shard, ShardConfig
 from state.snapshots import SnapshotVersionError
 from tests.support.events import BASE, arrival
 
@@ -138,8 +139,8 @@ def test_a_version_3_snapshot_keeps_the_undecided_identities_of_its_devices() ->
     """Version 3 kept the devices' identity state as Python structs; version 4 the native
     core's bytes. An anonymous event waiting in a v3 store still goes to whoever logs in."""
     anonymous = arrival("anon", 0)
-    undecided = session_event(anonymous.event, anonymous.event_ms, "D1", None)
     at = anonymous.event_ms
+    undecided = SessionEvent(at, "anon", "click", "web", "D1", None, "web-banking", "3.1")
     v3 = msgspec.msgpack.encode(
         {
             "version": 3,
@@ -238,7 +239,7 @@ def test_idle_devices_are_forgotten_but_a_device_with_undecided_events_is_kept()
     shard.process(
         [arrival(f"l{i}", i / 1000, event_type="login", device_id=f"D{i}") for i in range(300)]
     )
-    assert shard.identities.device_count == 300
+    assert shard.core.device_count == 300
     shard.process([arrival("anon", 2 * 3600, customer_id=None, device_id="Dwait")])
-    assert shard.identities.device_count == 1
-    assert shard.identities.undecided_count == 1
+    assert shard.core.device_count == 1
+    assert shard.core.undecided_count == 1
