@@ -163,9 +163,21 @@ def produce(
     )
     topic = settings.events_topics[0]
     ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
-    # A day: the events spread over 24 hours of event time; a burst: 3,000 a second.
+    config = traffic(events, customers, profile=profile, noise=noise)
+    console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
+    produce_started = time.perf_counter()
+    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+        summary = emit(generate(config), writer, expected_events=config.event_count)
+    console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
+    return settings, config
+
+
+def traffic(events: int, customers: int, *, profile: str, noise: bool) -> SimulationConfig:
+    """The simulated traffic of a bench: a day spreads the events over 24 hours of event time
+    on the daily curve, a burst sends 3,000 a second; noise is 2% duplicates, 1% malformed and
+    1% late (up to 110 s)."""
     rate = events / 86_400 if profile == "day" else 3000.0
-    config = SimulationConfig(
+    return SimulationConfig(
         customers=customers,
         rate=rate,
         duration_s=events / rate,
@@ -177,12 +189,6 @@ def produce(
         late_rate=0.01 if noise else 0.0,
         late_max_s=110.0,
     )
-    console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
-    produce_started = time.perf_counter()
-    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
-        summary = emit(generate(config), writer, expected_events=config.event_count)
-    console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
-    return settings, config
 
 
 def pipeline_counts(settings: Settings) -> tuple[int, int, int]:

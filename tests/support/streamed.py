@@ -1,5 +1,6 @@
 """The job's decode, identity-shard and journeys steps, driven in-process as Bytewax drives them
-on one worker: raw messages in, closed sessions and archive rows out.
+on one worker: raw messages in, closed sessions and archive rows out (the property tests' path,
+and what ``bench/logic.py`` times).
 
 The steps are the dataflow's own (the decode step function, :class:`ShardLogic` with the native
 identity core, the routing to journeys shards, :class:`JourneysLogic`); only the scheduling is
@@ -9,6 +10,8 @@ the recovery store would after a crash at an epoch's end.
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,21 +52,29 @@ class StreamedSteps:
         self.archived: list[Arrival] = []
         self.pipeline: dict[str, int] = {}
         """The pipeline counters of the identity and journeys shards, summed."""
+        self.spent: dict[str, float] = defaultdict(float)
+        """CPU seconds of this thread by stage (decode, identity shards, journeys)."""
 
     def feed(self, messages: list[RawMessage]) -> None:
         """One input batch through every step."""
+        spent, clock = self.spent, time.thread_time
+        started = clock()
+        # Dead letters and lag marks are left out.
+        decoded = [item for item in self._decode(messages) if isinstance(item, tuple)]
+        spent["decode"] += clock() - started
+        started = clock()
         to_journeys: dict[str, list[Any]] = {}
-        for item in self._decode(messages):
-            if not isinstance(item, tuple):
-                continue  # dead letters and lag marks
-            name, shard_input = item
+        for name, shard_input in decoded:
             assert isinstance(shard_input, ShardInput)
             shard = self.shards.get(name)
             if shard is None:
                 shard = self.shards[name] = ShardLogic(self._shard_config, None)
             results, _ = shard.on_batch([shard_input])
             self._take(name, results, to_journeys)
+        spent["identity shards"] += clock() - started
+        started = clock()
         self._journeys(to_journeys, eof=False)
+        spent["journeys"] += clock() - started
 
     def finish(self) -> None:
         """The bounded input ends: every shard and journeys shard flushes."""
