@@ -16,6 +16,7 @@ from bytewax.inputs import StatefulSourcePartition
 from bytewax.outputs import Sink
 
 from flows.dataflow import build_flow
+from flows.exchange import Placement
 from flows.runner import execute
 from flows.settings import load_settings
 from sources.alignment import ReadAlignment
@@ -88,15 +89,22 @@ def run(
         archive_sink=archive_sink,
         snapshots=settings.recovery_dir is not None,
         workers=workers * len(addresses or [""]),
-        exchange_bytes=len(addresses or []) > 1,
+        placement=Placement.of_process(process_id or 0, len(addresses), workers)
+        if addresses and len(addresses) > 1
+        else None,
     )
     started = time.time()
     cpu_started = _cpu_s()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
+    after = resource.getrusage(resource.RUSAGE_SELF)
     ended = time.time()
     first = FIRST_BATCH[0] if FIRST_BATCH else started
     return {
         "cpu_s": _cpu_s() - cpu_started,
+        "system_cpu_s": after.ru_stime - before.ru_stime,
+        "context_switches": (after.ru_nvcsw - before.ru_nvcsw)
+        + (after.ru_nivcsw - before.ru_nivcsw),
         "first": first,
         "last": LAST_BATCH[0],
         "ended": ended,

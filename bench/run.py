@@ -102,6 +102,8 @@ def bench(
     ]
     figures = {
         "cpu_s": sum(r["cpu_s"] for r in runs),
+        "system_cpu_s": sum(r.get("system_cpu_s", 0.0) for r in runs),
+        "context_switches": sum(r.get("context_switches", 0) for r in runs),
         "seconds": max(r["ended"] for r in runs) - min(r["first"] for r in runs),
         "peak_rss_mb": sum(r["peak_rss_mb"] for r in runs),
         "startup_s": max(r["startup_s"] for r in runs),
@@ -119,6 +121,8 @@ def bench(
         "messages_per_s": round(messages / figures["seconds"]),
         "events_per_s": round(valid / figures["seconds"]),
         "cpu_us_per_event": round(figures["cpu_s"] * 1e6 / valid, 1),
+        "system_cpu_share": round(figures["system_cpu_s"] / figures["cpu_s"], 3),
+        "context_switches_per_1000_events": round(figures["context_switches"] * 1000 / valid, 1),
         "late": late,
         "peak_rss_mb": round(figures["peak_rss_mb"]),
         "startup_s": round(figures["startup_s"], 2),

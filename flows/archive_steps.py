@@ -33,7 +33,7 @@ Clock = Callable[[], float]
 HOUR_ARCHIVE_SNAPSHOT_VERSION = 1
 
 
-ARCHIVE_ROWS: Exchange[list[Arrival]] = Exchange(list[Arrival], packed=False)
+ARCHIVE_ROWS: Exchange[list[Arrival]] = Exchange(list[Arrival])
 
 
 class ArchiveLogic(StatefulBatchLogic[list[Arrival] | bytes, list[ArchiveObject], bytes]):

@@ -33,7 +33,7 @@ from flows.archive_steps import (
     refuse_archive_in_shard,
     table_rows,
 )
-from flows.exchange import Exchange
+from flows.exchange import Exchange, Placement
 from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
@@ -84,8 +84,8 @@ from state.records import ArchiveObject, Arrival, DeadLetter, InputLag, RawMessa
 from state.snapshots import decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
-SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput, packed=False)
-JOURNEY_BATCHES: Exchange[JourneyBatch] = Exchange(JourneyBatch, packed=False)
+SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput)
+JOURNEY_BATCHES: Exchange[JourneyBatch] = Exchange(JourneyBatch)
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
@@ -308,16 +308,22 @@ def _decode_step(
         progress, idle = decoded.progress, decoded.idle
         if alignment is not None and progress:
             alignment.read(progress)
-        # A shard without events of this batch gets only the progress: one input for them all.
-        nothing = pack(ShardInput([], progress, idle)) if progress or idle else None
-        out: list[Any] = [
-            (
-                name,
-                pack(ShardInput(by_shard[name], progress, idle)) if name in by_shard else nothing,
-            )
-            for name in shard_names
-            if nothing is not None or name in by_shard
-        ]
+        # A shard without events of this batch gets only the progress: one input for them all
+        # (packed once, for the shards on other processes).
+        nothing = ShardInput([], progress, idle) if progress or idle else None
+        nothing_packed: ShardInput | bytes | None = None
+        out: list[Any] = []
+        for name in shard_names:
+            events = by_shard.get(name)
+            if events is not None:
+                out.append((name, pack(name, ShardInput(events, progress, idle))))
+            elif nothing is not None:
+                sent = pack(name, nothing)
+                if isinstance(sent, bytes):
+                    if nothing_packed is None:
+                        nothing_packed = sent
+                    sent = nothing_packed
+                out.append((name, sent))
         out.extend(decoded.dead_letters)
         if decoded.lag:
             out.append(InputLag(decoded.lag))
@@ -350,7 +356,7 @@ def _route_journeys(
     def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
         result = item[1]
         for name, items in result.journeys.items():
-            yield name, pack(JourneyBatch(result.watermark_ms, items))
+            yield name, pack(name, JourneyBatch(result.watermark_ms, items))
 
     return route
 
@@ -393,7 +399,7 @@ def _route_archive(
     pack = exchange.pack
 
     def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
-        return [(name, pack(rows)) for name, rows in item[1].archive_rows.items()]
+        return [(name, pack(name, rows)) for name, rows in item[1].archive_rows.items()]
 
     return route
 
@@ -454,7 +460,7 @@ def build_flow(
     profiles: ProfileLookup | None = None,
     snapshots: bool = True,
     workers: int = 1,
-    exchange_bytes: bool = False,
+    placement: Placement | None = None,
 ) -> Dataflow:
     """Assemble the job's dataflow.
 
@@ -473,14 +479,14 @@ def build_flow(
         workers: how many workers run the flow, over every process (several: the steps after
             the identity shards act on a watermark only once its epoch has closed, see
             :class:`~flows.stateful.UpstreamProgress`).
-        exchange_bytes: the flow runs on several processes: the busiest exchanges carry
-            msgpack bytes (see :mod:`flows.exchange`).
+        placement: on a cluster, which state keys live in this process: items to keys on
+            other processes cross as msgpack bytes (see :mod:`flows.exchange`).
     """
     alignment = source.alignment if isinstance(source, KafkaEventSource) else None
     wait_for_epoch = workers > 1
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
-    shard_inputs: Exchange[ShardInput] = Exchange(ShardInput, packed=exchange_bytes)
+    shard_inputs: Exchange[ShardInput] = Exchange(ShardInput, placement)
     decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment, shard_inputs))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
@@ -508,7 +514,7 @@ def build_flow(
         op.flat_map(
             "journey_events",
             shard_out,
-            _route_journeys(Exchange(JourneyBatch, packed=exchange_bytes)),
+            _route_journeys(Exchange(JourneyBatch, placement)),
         ),
         lambda resume: _journeys_logic(resume, journey_config, lookup, wait_for_epoch),
         snapshots=snapshots,
@@ -527,7 +533,7 @@ def build_flow(
             clock=clock,
             snapshots=snapshots,
             wait_for_epoch=wait_for_epoch,
-            exchange_bytes=exchange_bytes,
+            placement=placement,
         )
         op.output(
             "offers_out",
@@ -626,7 +632,7 @@ def build_flow(
     op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))
 
     rows = op.flat_map(
-        "archive_rows", shard_out, _route_archive(Exchange(list[Arrival], packed=exchange_bytes))
+        "archive_rows", shard_out, _route_archive(Exchange(list[Arrival], placement))
     )
     objects = stateful_batch(
         "archive_buffer",

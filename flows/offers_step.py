@@ -25,7 +25,7 @@ from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
 from flows.archive_steps import hour_archive_logic, refuse_archive_in_shard, table_rows
-from flows.exchange import Exchange
+from flows.exchange import Exchange, Placement
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
@@ -62,7 +62,7 @@ class OffersBatch(msgspec.Struct, frozen=True, gc=False):
     arrivals: list[Arrival]
 
 
-OFFERS_BATCHES: Exchange[OffersBatch] = Exchange(OffersBatch, packed=False)
+OFFERS_BATCHES: Exchange[OffersBatch] = Exchange(OffersBatch)
 
 
 class OffersOutput(msgspec.Struct, gc=False):
@@ -237,7 +237,7 @@ def _route(
         result = item[1]
         low_ms = result.watermark_ms + lateness_ms
         for name, arrivals in result.offers.items():
-            yield name, pack(OffersBatch(low_ms, arrivals))
+            yield name, pack(name, OffersBatch(low_ms, arrivals))
 
     return route
 
@@ -313,7 +313,7 @@ def add_offers(
     clock: Clock = time.time,
     snapshots: bool = True,
     wait_for_epoch: bool = False,
-    exchange_bytes: bool = False,
+    placement: Placement | None = None,
 ) -> tuple[
     Stream[KafkaSinkMessage[bytes, bytes]],
     Stream[tuple[str, Any]],
@@ -329,7 +329,7 @@ def add_offers(
     config = offers_config(settings)
     campaigns = _Campaigns(settings)
     lookup = profiles or lazy_profile_lookup(settings)
-    exchange: Exchange[OffersBatch] = Exchange(OffersBatch, packed=exchange_bytes)
+    exchange: Exchange[OffersBatch] = Exchange(OffersBatch, placement)
     batches = op.flat_map(
         "offer_events", shard_out, _route(settings.allowed_lateness_s * 1000, exchange)
     )

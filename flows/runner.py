@@ -17,6 +17,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
 from flows.dataflow import build_flow
+from flows.exchange import Placement
 from flows.settings import Settings
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
@@ -109,7 +110,9 @@ def run_job(
         source,
         snapshots=settings.recovery_dir is not None,
         workers=workers * len(addresses or [""]),
-        exchange_bytes=len(addresses or []) > 1,
+        placement=Placement.of_process(process_id or 0, len(addresses), workers)
+        if addresses and len(addresses) > 1
+        else None,
     )
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.

@@ -387,9 +387,23 @@ impl ShardCore {
     }
 }
 
+/// The worker Bytewax 0.21 runs a state key on, out of `workers`: its own hash of the key
+/// (`StateKey(String)` through `DefaultHasher`, SipHash-1-3 with zero keys) modulo the count.
+#[pyfunction]
+fn bytewax_worker(key: &str, workers: usize) -> PyResult<usize> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    if workers == 0 {
+        return Err(PyValueError::new_err("there is no worker to route to"));
+    }
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    Ok(hasher.finish() as usize % workers)
+}
+
 #[pymodule]
 fn clickstream_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<ShardCore>()?;
+    module.add_function(wrap_pyfunction!(bytewax_worker, module)?)?;
     module.add("IDENTITY_SNAPSHOT_VERSION", identity::SNAPSHOT_VERSION)?;
     Ok(())
 }

@@ -5,19 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.exchange import Exchange
+from flows.exchange import Exchange, Placement
 from flows.offers_step import OffersBatch
 from operators.decode import BatchDecoder
 from operators.shard_state import JourneyBatch, Shard, ShardConfig, ShardInput
 from sources.simulator import SimulationConfig, generate
 from state.records import Arrival, RawMessage
 
+# Two processes of one worker each, seen from process 0.
+PLACEMENT = Placement.of_process(0, 2, 1)
+REMOTE = next(f"shard-{i:04d}" for i in range(100) if not PLACEMENT.is_local(f"shard-{i:04d}"))
+LOCAL = next(f"shard-{i:04d}" for i in range(100) if PLACEMENT.is_local(f"shard-{i:04d}"))
+
 
 def _round_trip(kind: Any, item: Any) -> None:
-    packed = Exchange(kind, packed=True).pack(item)
+    cluster: Exchange[Any] = Exchange(kind, PLACEMENT)
+    one_process: Exchange[Any] = Exchange(kind)
+    packed = cluster.pack(REMOTE, item)
     assert isinstance(packed, bytes)
-    assert Exchange(kind, packed=False).unpack([packed, item]) == [item, item]
-    assert Exchange(kind, packed=False).pack(item) is item
+    assert one_process.unpack([packed, item]) == [item, item]
+    # To a key of this process, or on one process, an item stays itself.
+    assert cluster.pack(LOCAL, item) is item
+    assert one_process.pack(REMOTE, item) is item
 
 
 def test_what_the_shards_send_and_receive_crosses_unchanged() -> None:
