@@ -121,6 +121,7 @@ def bench(
         "messages_per_s": round(messages / figures["seconds"]),
         "events_per_s": round(valid / figures["seconds"]),
         "cpu_us_per_event": round(figures["cpu_s"] * 1e6 / valid, 1),
+        "cpu_s_by_process": [round(r["cpu_s"], 1) for r in runs],
         "system_cpu_share": round(figures["system_cpu_s"] / figures["cpu_s"], 3),
         "context_switches_per_1000_events": round(figures["context_switches"] * 1000 / valid, 1),
         "late": late,
