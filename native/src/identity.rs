@@ -135,22 +135,37 @@ impl DeviceState {
         index.checked_sub(1).map(|i| self.logins[i].2.as_str())
     }
 
-    /// Decide every pending event the watermark allows; return `(event_id, identity)` in time
-    /// order.
-    fn resolve(&mut self, device_id: &str, gap_ms: Millis, watermark_ms: Millis) -> Vec<Decided> {
-        let cut = self.pending.partition_point(|p| p.0 <= watermark_ms);
+    /// Decide every pending event the watermark makes final; return them in time order, and the
+    /// watermark at which the next still pending one may be decided.
+    ///
+    /// Events at or after the watermark may still arrive (older ones are late), so a decision is
+    /// made only once no such event could change it: the event itself is older than the
+    /// watermark (no login at or before it can still come), a login the chain reaches is older
+    /// than the watermark (no other login can still come between), and a gap over the session
+    /// gap is final once the watermark is past its start by the gap.
+    fn resolve(
+        &mut self,
+        device_id: &str,
+        gap_ms: Millis,
+        watermark_ms: Millis,
+    ) -> (Vec<Decided>, Millis) {
+        let cut = self.pending.partition_point(|p| p.0 < watermark_ms);
+        let mut next = self.pending.get(cut).map_or(FOREVER, |p| p.0 + 1);
         if cut == 0 {
-            return Vec::new();
+            return (Vec::new(), next);
         }
         let mut decided = Vec::new();
         let mut keep = Vec::new();
         for (event_ms, event_id) in &self.pending[..cut] {
             match self.decide(device_id, gap_ms, *event_ms, event_id, watermark_ms) {
-                Some(identity) => decided.push(Decided {
+                Ok(identity) => decided.push(Decided {
                     event_id: event_id.clone(),
                     identity,
                 }),
-                None => keep.push((*event_ms, event_id.clone())),
+                Err(until) => {
+                    next = next.min(until);
+                    keep.push((*event_ms, event_id.clone()));
+                }
             }
         }
         if !decided.is_empty() {
@@ -158,9 +173,11 @@ impl DeviceState {
             self.pending = keep;
             self.prune(watermark_ms);
         }
-        decided
+        (decided, next)
     }
 
+    /// The identity of one anonymous event older than the watermark, or the watermark it waits
+    /// for.
     fn decide(
         &self,
         device_id: &str,
@@ -168,9 +185,9 @@ impl DeviceState {
         event_ms: Millis,
         event_id: &str,
         watermark_ms: Millis,
-    ) -> Option<String> {
+    ) -> Result<String, Millis> {
         if let Some(customer) = self.known_customer(event_ms, event_id) {
-            return Some(customer.to_owned());
+            return Ok(customer.to_owned());
         }
         // Follow the device's events forward while no gap exceeds the session gap.
         let start = self
@@ -180,20 +197,30 @@ impl DeviceState {
         let mut previous = event_ms;
         for (later_ms, later_id) in &self.times[start..] {
             if later_ms - previous > gap_ms {
-                return Some(device_identity(device_id));
+                // Final only if no event can still arrive within the gap after `previous`.
+                return if watermark_ms.saturating_sub(previous) > gap_ms {
+                    Ok(device_identity(device_id))
+                } else {
+                    Err(previous + gap_ms + 1)
+                };
             }
             previous = *later_ms;
             if let Some(login) = next_login {
                 if login.0 == *later_ms && login.1 == *later_id {
-                    return Some(login.2.clone());
+                    // Final only if no other login can still arrive before this one.
+                    return if login.0 < watermark_ms {
+                        Ok(login.2.clone())
+                    } else {
+                        Err(login.0 + 1)
+                    };
                 }
             }
         }
         // The chain ends at the device's last event: anonymous once the gap has surely passed.
         if watermark_ms.saturating_sub(previous) > gap_ms {
-            return Some(device_identity(device_id));
+            return Ok(device_identity(device_id));
         }
-        None
+        Err(previous + gap_ms + 1)
     }
 
     /// Drop event times and logins that no decision can need any more.
@@ -217,18 +244,6 @@ impl DeviceState {
         if index > 1 {
             self.logins.drain(..index - 1);
         }
-    }
-
-    /// When `resolve` may next decide something without a new event on the device.
-    fn next_check_ms(&self, gap_ms: Millis, watermark_ms: Millis) -> Millis {
-        let Some(oldest) = self.pending.first() else {
-            return FOREVER;
-        };
-        if oldest.0 > watermark_ms {
-            return oldest.0;
-        }
-        // Undecided at the watermark: waiting for a login, or for the quiet gap to pass.
-        self.times.last().map_or(FOREVER, |t| t.0 + gap_ms + 1)
     }
 }
 
@@ -441,16 +456,16 @@ impl ShardIdentities {
             let Some(oldest) = device.pending.first() else {
                 continue;
             };
-            if oldest.0 > watermark_ms {
-                // Nothing decidable yet: look again when the watermark reaches it.
-                let when = oldest.0;
+            if oldest.0 >= watermark_ms {
+                // Nothing decidable yet: look again when the watermark passes it.
+                let when = oldest.0 + 1;
                 self.schedule(name, when);
                 continue;
             }
-            decided.extend(device.resolve(&name, self.gap_ms, watermark_ms));
+            let (found, next) = device.resolve(&name, self.gap_ms, watermark_ms);
+            decided.extend(found);
             if !device.pending.is_empty() {
-                let when = device.next_check_ms(self.gap_ms, watermark_ms);
-                self.schedule(name, when);
+                self.schedule(name, next);
             }
         }
         decided

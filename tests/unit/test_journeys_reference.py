@@ -194,3 +194,18 @@ def test_a_start_stitched_after_the_allowance_is_counted_late_for_sessions_not_l
     exact = _run(bodies, list(range(len(bodies))), 1, set())
     assert "late_for_sessions" not in exact.pipeline
     assert [s.event_ids for s in exact.sessions] == [("e000", "e001", "e002", "e003")]
+
+
+def test_an_anonymous_start_waits_while_a_login_may_still_arrive_within_the_gap() -> None:
+    # The login (1 ms before the customer's next event) arrives after that event, within the
+    # lateness; the anonymous start 30 minutes before it is stitched, not left to the device.
+    events = [
+        (0, "screen_view", "C1", "D1"),
+        (55 * MIN - 1, "screen_view", None, "D2"),
+        (85 * MIN, "screen_view", "C1", "D2"),
+        (85 * MIN - 1, "login", "C1", "D2"),
+    ]
+    bodies = [_event(i, *fields) for i, fields in enumerate(events)]
+    steps = _run(bodies, list(range(len(bodies))), 1, set())
+    sessions = sorted((s.identity, *s.event_ids) for s in steps.sessions)
+    assert sessions == [("C1", "e000"), ("C1", "e001", "e003", "e002")]
