@@ -86,6 +86,8 @@ from state.snapshots import decode_snapshot, encode_snapshot
 Clock = Callable[[], float]
 SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput)
 JOURNEY_BATCHES: Exchange[JourneyBatch] = Exchange(JourneyBatch)
+MINUTE_DELTAS: Exchange[MinuteDeltas] = Exchange(MinuteDeltas)
+FIGURE_DELTAS: Exchange[FigureDeltas] = Exchange(FigureDeltas)
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
 FIGURES = "figures"
@@ -140,7 +142,7 @@ class ShardLogic(StatefulBatchLogic[ShardInput | bytes, ShardBatchResult, bytes]
         return self.shard.snapshot()
 
 
-class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas, list[RedisWrite], bytes]):
+class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas | bytes, list[RedisWrite], bytes]):
     """Bytewax shim around :class:`~operators.aggregates.MinuteSeries`."""
 
     def __init__(self, series: MinuteSeries, wait_for_epoch: bool) -> None:
@@ -149,8 +151,11 @@ class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas, list[RedisWrite], bytes
         self.series = series
         self._upstream = UpstreamProgress(wait_for_epoch=wait_for_epoch)
 
-    def on_batch(self, values: list[MinuteDeltas]) -> tuple[Iterable[list[RedisWrite]], bool]:
+    def on_batch(
+        self, packed: list[MinuteDeltas | bytes]
+    ) -> tuple[Iterable[list[RedisWrite]], bool]:
         """Add the deltas and emit the writes."""
+        values = MINUTE_DELTAS.unpack(packed)
         watermark = self._upstream.heard(max(v.watermark_ms for v in values))
         open_from = {v.sender: v.open_from_ms for v in values if v.sender}
         return [self.series.apply([v.counts for v in values], watermark, open_from)], self.RETAIN
@@ -277,16 +282,18 @@ def _journeys_logic(
     )
 
 
-class TotalsLogic(StatefulBatchLogic[FigureDeltas, list[RedisWrite], bytes]):
+class TotalsLogic(StatefulBatchLogic[FigureDeltas | bytes, list[RedisWrite], bytes]):
     """Bytewax shim around :class:`~operators.totals.Totals`."""
 
     def __init__(self, totals: Totals) -> None:
         """Wrap the totals."""
         self.totals = totals
 
-    def on_batch(self, values: list[FigureDeltas]) -> tuple[Iterable[list[RedisWrite]], bool]:
+    def on_batch(
+        self, packed: list[FigureDeltas | bytes]
+    ) -> tuple[Iterable[list[RedisWrite]], bool]:
         """Add the deltas and emit the writes."""
-        return [self.totals.apply(values)], StatefulBatchLogic.RETAIN
+        return [self.totals.apply(FIGURE_DELTAS.unpack(packed))], StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
@@ -333,12 +340,15 @@ def _decode_step(
 
 
 def _route_aggregates(
-    lateness_ms: int,
+    lateness_ms: int, minutes: Exchange[MinuteDeltas]
 ) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+    pack = minutes.pack
+
     def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
         result = item[1]
         # Every result, counts or not: the series closes its minutes by the watermark.
-        yield EVENTS_PER_MINUTE, MinuteDeltas(result.watermark_ms, result.minute_counts)
+        deltas = MinuteDeltas(result.watermark_ms, result.minute_counts)
+        yield EVENTS_PER_MINUTE, pack(EVENTS_PER_MINUTE, deltas)
         if result.watermark_ms > NEVER:
             # With how far every input partition has got, for the pipeline-health figures.
             yield PIPELINE, {**result.pipeline, LOW_WATERMARK: result.watermark_ms + lateness_ms}
@@ -361,16 +371,19 @@ def _route_journeys(
     return route
 
 
-def _route_journey_outputs(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:
-    result = item[1]
-    if result.figures:
-        yield FIGURES, result.figures
-    yield (
-        JOURNEYS_PER_MINUTE,
-        MinuteDeltas(result.upstream_ms, result.minutes, item[0], result.open_from_ms),
-    )
-    if result.pipeline:
-        yield PIPELINE, result.pipeline
+def _route_journey_outputs(
+    figures: Exchange[FigureDeltas], minutes: Exchange[MinuteDeltas]
+) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[tuple[str, Any]]]:
+    def route(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:
+        result = item[1]
+        if result.figures:
+            yield FIGURES, figures.pack(FIGURES, result.figures)
+        deltas = MinuteDeltas(result.upstream_ms, result.minutes, item[0], result.open_from_ms)
+        yield JOURNEYS_PER_MINUTE, minutes.pack(JOURNEYS_PER_MINUTE, deltas)
+        if result.pipeline:
+            yield PIPELINE, result.pipeline
+
+    return route
 
 
 def _route_sessions(parts: int) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[Any]]:
@@ -487,6 +500,8 @@ def build_flow(
     flow = Dataflow("bank_clickstream")
     raw = op.input("input", flow, source)
     shard_inputs: Exchange[ShardInput] = Exchange(ShardInput, placement)
+    minute_deltas: Exchange[MinuteDeltas] = Exchange(MinuteDeltas, placement)
+    figure_deltas_out: Exchange[FigureDeltas] = Exchange(FigureDeltas, placement)
     decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment, shard_inputs))
     split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
     dead: Stream[DeadLetter] = split.trues
@@ -504,7 +519,9 @@ def build_flow(
 
     keys = RedisKeys(settings.redis_prefix)
     deltas = op.flat_map(
-        "aggregate_deltas", shard_out, _route_aggregates(settings.allowed_lateness_s * 1000)
+        "aggregate_deltas",
+        shard_out,
+        _route_aggregates(settings.allowed_lateness_s * 1000, minute_deltas),
     )
     dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
     journey_config = journeys_config(settings)
@@ -519,7 +536,9 @@ def build_flow(
         lambda resume: _journeys_logic(resume, journey_config, lookup, wait_for_epoch),
         snapshots=snapshots,
     )
-    journey_deltas = op.flat_map("journey_deltas", journey_out, _route_journey_outputs)
+    journey_deltas = op.flat_map(
+        "journey_deltas", journey_out, _route_journey_outputs(figure_deltas_out, minute_deltas)
+    )
     is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
     figure_deltas: Stream[tuple[str, Any]] = is_figures.trues
     offer_minute_writes: list[Stream[tuple[str, list[RedisWrite]]]] = []
@@ -659,7 +678,12 @@ def build_flow(
         "archive",
         op.merge("all_archive_objects", objects, session_objects, *offer_objects),
         archive_sink
-        or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
+        or ParquetArchiveSink(
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.storage_options(),
+            process=None if placement is None else placement.process,
+        ),
     )
 
     dlq_messages = op.map(
