@@ -3,9 +3,14 @@
 # to `python -m bench.run`, e.g. `make bench ARGS="--events 2000000"`; with `archive` first, to
 # the archive path's benchmark `python -m bench.archive`, e.g. `make bench ARGS="archive"`; with
 # `offers` first, to the event → offer latency benchmark `python -m bench.offers_latency`; with
-# `reports` first, to the archive reports on Trino over a simulated day `python -m bench.reports`.
+# `reports` first, to the archive reports on Trino over a simulated day `python -m bench.reports`;
+# with `logic` first, to the per-event logic alone, in-process, no servers `python -m bench.logic`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == logic ]]; then
+    shift
+    exec .venv/bin/python -m bench.logic "$@"
+fi
 .venv/bin/clickstream stack up
 if [[ "${1:-}" == offers ]]; then
     shift
