@@ -678,12 +678,7 @@ def build_flow(
         "archive",
         op.merge("all_archive_objects", objects, session_objects, *offer_objects),
         archive_sink
-        or ParquetArchiveSink(
-            settings.s3_bucket,
-            settings.s3_prefix,
-            settings.storage_options(),
-            process=None if placement is None else placement.process,
-        ),
+        or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
     )
 
     dlq_messages = op.map(

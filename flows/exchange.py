@@ -30,20 +30,17 @@ class Placement:
     the same hash (``bytewax_worker``, checked against Bytewax in the tests).
     """
 
-    def __init__(self, workers: int, local: range, process: int = 0) -> None:
-        """``workers`` in the whole cluster, ``local`` the indexes of this process's, which is
-        the ``process``-th."""
+    def __init__(self, workers: int, local: range) -> None:
+        """``workers`` in the whole cluster, ``local`` the indexes of this process's."""
         self._workers = workers
         self._local = local
-        self.process = process
         self._known: dict[str, bool] = {}
 
     @classmethod
     def of_process(cls, process_id: int, processes: int, workers_per_process: int) -> Placement:
         """The placement of one process of a cluster (workers are numbered process by process)."""
         first = process_id * workers_per_process
-        workers = range(first, first + workers_per_process)
-        return cls(processes * workers_per_process, workers, process_id)
+        return cls(processes * workers_per_process, range(first, first + workers_per_process))
 
     def is_local(self, key: str) -> bool:
         """Whether ``key``'s state lives in this process."""

@@ -211,34 +211,26 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
         storage_options: dict[str, Any],
         lanes: int = 2,
         writer: type[ArchiveWriter] = ArchiveWriter,
-        process: int | None = None,
     ) -> None:
         """Create the sink for ``s3://bucket/prefix`` with ``lanes`` upload threads.
 
         ``writer`` is the class that encodes and uploads one object (the benchmark times it).
-        ``process`` is this process's index on a cluster (see :meth:`part_fn`).
         """
         self._bucket = bucket
         self._prefix = prefix
         self._storage_options = storage_options
         self._lanes = lanes
         self._writer = writer
-        self._process = process
 
     def list_parts(self) -> list[str]:
-        """One partition per process: the archive, written where its objects were made."""
-        return ["archive"] if self._process is None else [f"archive-{self._process:04d}"]
+        """One partition: the archive of this job.
 
-    def part_fn(self, item_key: str) -> int:
-        """The partition of the process the objects were made in: its place among every
-        process's partitions, which sort by process.
-
-        Bytewax asks for one routing on every worker; this sink may route by process because
-        it holds nothing between epochs and each object, under its deterministic name, is made
-        by one keyed step on one worker. Objects (the events table's rows are whole events)
-        then never cross between processes to be written.
+        One name whatever the number of processes: Bytewax keeps a (``None``) snapshot per
+        partition and cannot resume one no worker lists, so per-process partitions would tie a
+        recovery store to its process count. Its :meth:`snapshot` is the epoch's barrier for the
+        uploads, so a sink without snapshots (a ``DynamicSink``) is no option either.
         """
-        return self._process or 0
+        return ["archive"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArchivePartition:
         """Open the S3 connection and the upload lanes."""
