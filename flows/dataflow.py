@@ -225,12 +225,8 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch | bytes, JourneyBatchResult,
     ) -> tuple[Iterable[JourneyBatchResult], bool]:
         """Take the identified events of this activation as one batch."""
         values = JOURNEY_BATCHES.unpack(packed)
-        if len(values) == 1:
-            items = values[0].items
-        else:
-            items = [item for batch in values for item in batch.items]
         watermark = self._upstream.heard(max(batch.watermark_ms for batch in values))
-        result = self.journeys.process(items, self._segments, watermark)
+        result = self.journeys.process([batch.items for batch in values], self._segments, watermark)
         return [self._stamped(result)], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:

@@ -20,7 +20,6 @@ from msgspec.structs import force_setattr
 
 from operators.clock import NEVER, PartitionClock
 from operators.identity import ShardIdentitiesSnapshot, empty_snapshot, native_snapshot
-from operators.sessions import SessionEvent
 from state.records import Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
@@ -57,15 +56,13 @@ class ShardConfig(msgspec.Struct, frozen=True):
     """Hand every on-time event with a customer id to the offers, by customer shard."""
 
 
-JourneyItem = tuple[str, SessionEvent]
-"""(identity, event): what the journeys receive."""
-
-
 class JourneyBatch(msgspec.Struct, frozen=True, gc=False):
     """One identity shard's events for one journeys shard, with the sender's watermark."""
 
     watermark_ms: int
-    items: list[JourneyItem]
+    items: bytes
+    """``[identity, event]`` pairs as the native core writes them (``native/src/event.rs``;
+    each event a :class:`~operators.sessions.SessionEvent` array)."""
 
 
 class ShardInput(msgspec.Struct, frozen=True, gc=False):
@@ -101,7 +98,7 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
     identity state as Python structs; version 4 keeps the native core's bytes."""
     if version == 3:
         v3 = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV3)
-        return ShardSnapshot(
+        return ShardSnapshot(  # the undecided events' layout is unchanged
             SNAPSHOT_VERSION,
             v3.max_event_ms,
             v3.seen,
@@ -129,7 +126,7 @@ def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
         old.max_event_ms,
         _by_minute(old.seen),
         empty_snapshot(),
-        {},
+        msgspec.Raw(_encode({})),
         # Its watermark carries over as an idle partition: it holds nothing back once real
         # partitions report, and stands for the input while none has.
         {"migrated-from-v1": old.max_event_ms},
@@ -147,7 +144,7 @@ class _ShardSnapshotV2(msgspec.Struct, frozen=True):
     max_event_ms: int
     seen: dict[str, int]
     identities: ShardIdentitiesSnapshot
-    undecided: dict[str, SessionEvent]
+    undecided: msgspec.Raw
     partition_newest: dict[str, int] = {}
 
 
@@ -156,7 +153,7 @@ class _ShardSnapshotV3(msgspec.Struct, frozen=True):
     max_event_ms: int
     seen: dict[int, list[str]]
     identities: ShardIdentitiesSnapshot
-    undecided: dict[str, SessionEvent]
+    undecided: msgspec.Raw
     partition_newest: dict[str, int] = {}
     partition_idle: list[str] = []
 
@@ -172,8 +169,9 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
     encoded again."""
     identities: bytes
     """The devices' identity state: the native core's own versioned bytes."""
-    undecided: dict[str, SessionEvent]
-    """Anonymous events waiting for their identity, by event_id."""
+    undecided: msgspec.Raw
+    """Anonymous events waiting for their identity: a map of event_id →
+    :class:`~operators.sessions.SessionEvent` array, read and written by the native core."""
     partition_newest: dict[str, int] = {}
     """Newest event time per input partition (see :mod:`operators.clock`)."""
     partition_idle: list[str] = []
@@ -187,7 +185,7 @@ class _ShardSnapshotWrite(msgspec.Struct, frozen=True):
     max_event_ms: int
     seen: dict[int, msgspec.Raw]
     identities: bytes
-    undecided: dict[str, SessionEvent]
+    undecided: msgspec.Raw
     partition_newest: dict[str, int] = {}
     partition_idle: list[str] = []
 
@@ -199,8 +197,8 @@ class ShardBatchResult(msgspec.Struct, gc=False):
     pipeline: dict[str, int]
     archive_rows: dict[str, list[Arrival]]
     """Accepted events (including late ones) by input position ``<source>#<partition>``."""
-    journeys: dict[str, list[JourneyItem]]
-    """On-time events with their identity, by journeys shard."""
+    journeys: dict[str, bytes]
+    """On-time events with their identity, by journeys shard (see :class:`JourneyBatch`)."""
     watermark_ms: int = NEVER
     """This shard's watermark after the batch (the input's progress less the lateness)."""
     offers: dict[str, list[Arrival]] = {}
@@ -211,23 +209,25 @@ class Shard:
     """Dedupe, watermark and identity state of one shard.
 
     The per-event work runs in the native core (:class:`clickstream_native.ShardCore`, one call
-    per batch): dedupe, lateness, the archive rows, the counts, each device's identity state and
-    the journeys' events. The watermark (:class:`~operators.clock.PartitionClock`), the events
-    waiting for their identity and the snapshot's assembly stay here.
+    per batch): dedupe, lateness, the archive rows, the counts, each device's identity state,
+    the events waiting for their identity and the journeys' batches. The watermark
+    (:class:`~operators.clock.PartitionClock`) and the snapshot's assembly stay here.
     """
 
     def __init__(self, config: ShardConfig, snapshot: bytes | None = None) -> None:
         """Create a shard, empty or from a snapshot taken by :meth:`snapshot`."""
         self._config = config
         self.max_event_ms = NEVER
-        self._undecided: dict[str, SessionEvent] = {}
         self.clock = PartitionClock(expected=config.input_positions)
         self.core = self._core()
         if snapshot is not None:
             self._restore(snapshot)
 
     def _core(
-        self, identities: bytes | None = None, seen: dict[int, list[str]] | None = None
+        self,
+        identities: bytes | None = None,
+        seen: dict[int, list[str]] | None = None,
+        undecided: bytes | None = None,
     ) -> ShardCore:
         config = self._config
         shards = config.journey_shards
@@ -238,11 +238,11 @@ class Shard:
         return ShardCore(
             config.session_gap_ms,
             config.device_idle_ms,
-            SessionEvent,
             shard_of,
             force_setattr,
             identities,
             seen,
+            undecided,
         )
 
     @property
@@ -284,9 +284,8 @@ class Shard:
                 if arrival.event_ms >= watermark:
                     where = f"{arrival.source}#{arrival.partition}"
                     progress[where] = max(progress.get(where, NEVER), arrival.event_ms)
-        undecided = self._undecided
-        minute_counts, valid, duplicates, late, archive_rows, journeys, offers = self.core.take(
-            batch, watermark, undecided, self._config.offers
+        minute_counts, valid, duplicates, late, archive_rows, offers = self.core.take(
+            batch, watermark, self._config.offers
         )
         for where, newest in progress.items():
             clock.observe(where, newest)
@@ -294,12 +293,8 @@ class Shard:
             clock.mark_idle(where)
         self.max_event_ms = clock.max_ms
         watermark = self.watermark_ms
-        journey_shards = self._config.journey_shards
-        for event_id, identity in self.core.resolve(watermark):
-            journey_event = undecided.pop(event_id)
-            journeys.setdefault(journey_shard_name(identity, journey_shards), []).append(
-                (identity, journey_event)
-            )
+        self.core.resolve(watermark)
+        journeys = self.core.journey_batches()
         self.core.free_idle(watermark)
         self._evict()
         pipeline = {"valid": valid, "duplicates": duplicates, "late": late}
@@ -307,14 +302,10 @@ class Shard:
             minute_counts, pipeline, archive_rows, journeys, watermark, offers or {}
         )
 
-    def flush_identities(self) -> dict[str, list[JourneyItem]]:
+    def flush_identities(self) -> dict[str, bytes]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""
-        journeys: dict[str, list[JourneyItem]] = {}
-        for event_id, identity in self.core.resolve(2**62, everything=True):
-            name = journey_shard_name(identity, self._config.journey_shards)
-            journey_event = self._undecided.pop(event_id)
-            journeys.setdefault(name, []).append((identity, journey_event))
-        return journeys
+        self.core.resolve(2**62, everything=True)
+        return self.core.journey_batches()
 
     def _evict(self) -> None:
         """Forget ids older than the dedupe window, then the oldest ones over the cap."""
@@ -331,7 +322,7 @@ class Shard:
                 self.max_event_ms,
                 segments,
                 self.core.identities_snapshot(),
-                self._undecided,
+                msgspec.Raw(self.core.undecided_snapshot()),
                 self.clock.newest,
                 sorted(self.clock.idle),
             )
@@ -340,8 +331,7 @@ class Shard:
     def _restore(self, snapshot: bytes) -> None:
         state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION, migrate=_migrate)
         self.max_event_ms = state.max_event_ms
-        self.core = self._core(state.identities, state.seen)
-        self._undecided = dict(state.undecided)
+        self.core = self._core(state.identities, state.seen, bytes(state.undecided))
         self.clock = PartitionClock(
             state.partition_newest, self._config.input_positions, state.partition_idle
         )

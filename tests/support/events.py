@@ -6,6 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
+from operators.sessions import SessionEvent
 from state.contract import Event
 from state.records import Arrival, RawMessage
 
@@ -61,3 +64,16 @@ def arrival(
     return Arrival(
         event, int(event.event_time.timestamp() * 1000), "bank.events", partition, offset, 0
     )
+
+
+JourneyItems = list[tuple[str, SessionEvent]]
+
+
+def journey_batch(items: JourneyItems) -> bytes:
+    """``(identity, event)`` pairs as the identity shards' native core sends them."""
+    return msgspec.msgpack.encode(items)
+
+
+def journey_items(batch: bytes) -> JourneyItems:
+    """The ``(identity, event)`` pairs of a journeys batch."""
+    return msgspec.msgpack.decode(batch, type=JourneyItems)

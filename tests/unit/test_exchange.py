@@ -37,20 +37,21 @@ def test_what_the_shards_send_and_receive_crosses_unchanged() -> None:
     decoded = BatchDecoder(8, 16_384).decode(messages)
     config_ = ShardConfig(0, 3_600_000, 100_000, journey_shards=8, offers=True)
     shard = Shard(config_)
-    journeys: dict[str, list[Any]] = {}
+    journeys: dict[str, list[bytes]] = {}
     offers: dict[str, list[Arrival]] = {}
     for arrivals in decoded.by_shard.values():
         shard_input = ShardInput(arrivals, decoded.progress, decoded.idle)
         _round_trip(ShardInput, shard_input)
         result = shard.process(shard_input.arrivals, shard_input.progress, shard_input.idle)
-        for journey, items in result.journeys.items():
-            journeys.setdefault(journey, []).extend(items)
+        for journey, batch in result.journeys.items():
+            journeys.setdefault(journey, []).append(batch)
         for key, customers in result.offers.items():
             offers.setdefault(key, []).extend(customers)
         for rows in result.archive_rows.values():
             _round_trip(list[Arrival], rows)
     assert journeys and offers
-    for items in journeys.values():
-        _round_trip(JourneyBatch, JourneyBatch(123, items))
+    for batches in journeys.values():
+        for batch in batches:
+            _round_trip(JourneyBatch, JourneyBatch(123, batch))
     for arrivals in offers.values():
         _round_trip(OffersBatch, OffersBatch(456, arrivals))

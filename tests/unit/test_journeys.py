@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+
 from operators.journeys import (
     Funnel,
     FunnelStep,
     JourneyBatchResult,
     JourneyConfig,
     Journeys,
-    abandoned_forms,
-    rage_clicks,
+    JourneySnapshot,
 )
 from operators.sessions import SessionEvent
-from operators.totals import HASH, ZSET, Totals
+from operators.totals import HASH, ZSET, FigureDeltas, Totals
+from tests.support.events import journey_batch
 
 MIN = 60_000
 T0 = 1_768_464_000_000  # 2026-01-15T08:00Z
@@ -53,32 +55,54 @@ LOAN = Funnel(
 )
 
 
+def session_figures(events: list[SessionEvent]) -> FigureDeltas:
+    """The day figures of one customer's events, closed as one session."""
+    shard = journeys()
+    figures = feed(shard, [item("C1", e) for e in events]).figures
+    flushed = shard.flush(no_segments)
+    assert len(flushed.sessions) == 1
+    return {**figures, **flushed.figures}
+
+
+def reached(events: list[SessionEvent]) -> dict[str, int]:
+    figures = session_figures(events)
+    return figures.get((HASH, f"cs:day:{DAY}:funnel:loan", DAY_INDEX), {})
+
+
 def test_a_funnel_counts_steps_in_order_within_the_window() -> None:
     in_order = [ev(0, "a", screen="loan"), ev(60, "b", "form_start"), ev(120, "c", "conversion")]
-    assert LOAN.reached(in_order) == 3
+    assert reached(in_order) == {"step_1": 1, "step_2": 1, "step_3": 1}
     wrong_order = [ev(0, "a", "form_start"), ev(60, "b", screen="loan"), ev(90, "c", "conversion")]
-    assert LOAN.reached(wrong_order) == 1
+    assert reached(wrong_order) == {"step_1": 1}
     too_slow = [ev(0, "a", screen="loan"), ev(60, "b", "form_start"), ev(601, "c", "conversion")]
-    assert LOAN.reached(too_slow) == 2
+    assert reached(too_slow) == {"step_1": 1, "step_2": 1}
     second_try = [ev(0, "a", screen="loan"), ev(700, "b", screen="loan"),
                   ev(760, "c", "form_start"), ev(800, "d", "conversion")]  # fmt: skip
-    assert LOAN.reached(second_try) == 3
-    assert LOAN.reached([ev(0, "a", screen="home")]) == 0
+    assert reached(second_try) == {"step_1": 1, "step_2": 1, "step_3": 1}
+    assert reached([ev(0, "a", screen="home")]) == {}
+
+
+def rage(events: list[SessionEvent]) -> dict[str, int]:
+    figures = session_figures(events)
+    return figures.get((ZSET, f"cs:day:{DAY}:top:rage_clicks", DAY_INDEX), {})
 
 
 def test_more_than_three_clicks_within_a_second_is_one_rage_click() -> None:
     burst = [ev(i * 0.2, f"c{i}", "click", screen="pay", element="btn") for i in range(6)]
-    assert rage_clicks(burst) == ["pay|btn"]
+    assert rage(burst) == {"pay|btn": 1}
     three = [ev(i * 0.3, f"c{i}", "click", screen="pay", element="btn") for i in range(3)]
-    assert rage_clicks(three) == []
+    assert rage(three) == {}
     spread = [ev(i * 0.5, f"c{i}", "click", screen="pay", element="btn") for i in range(4)]
-    assert rage_clicks(spread) == []  # four clicks, but never four within one second
+    assert rage(spread) == {}  # four clicks, but never four within one second
 
 
 def test_a_form_started_and_never_submitted_in_the_session_is_abandoned() -> None:
     events = [ev(0, "a", "form_start", form="loan_form"), ev(5, "b", "form_start", form="card"),
               ev(9, "c", "form_submit", form="card")]  # fmt: skip
-    assert abandoned_forms(events) == ["loan_form"]
+    figures = session_figures(events)
+    assert figures[(ZSET, f"cs:day:{DAY}:top:abandoned_forms", DAY_INDEX)] == {"loan_form": 1}
+    assert figures[(HASH, f"cs:day:{DAY}:form:started", DAY_INDEX)] == {"loan_form": 1, "card": 1}
+    assert figures[(HASH, f"cs:day:{DAY}:form:submitted", DAY_INDEX)] == {"loan_form": 0, "card": 1}
 
 
 def journeys() -> Journeys:
@@ -92,7 +116,8 @@ def item(identity: str, event: SessionEvent) -> tuple[str, SessionEvent]:
 
 def feed(shard: Journeys, items: list[tuple[str, SessionEvent]]) -> JourneyBatchResult:
     """As identity shards send it: with their watermark (here the newest event less 5 min)."""
-    return shard.process(items, no_segments, max(e.event_ms for _, e in items) - 5 * MIN)
+    upstream = max(e.event_ms for _, e in items) - 5 * MIN
+    return shard.process([journey_batch(items)], no_segments, upstream)
 
 
 def no_segments(ids: object) -> dict[str, str]:
@@ -142,11 +167,12 @@ def test_an_event_that_would_join_a_closed_session_is_late_for_sessions() -> Non
 def test_idle_customers_state_is_freed() -> None:
     shard = journeys()
     feed(shard, [item(f"C{i}", ev(i, f"e{i}", customer_id=f"C{i}")) for i in range(500)])
-    assert len(shard.open) == 500
+    assert shard.open_identities == 500
     # A day later only the newest customer is still open; nothing of the others is kept.
     feed(shard, [item("C9", ev(86_400 + 3 * 3600, "late-day", customer_id="C9"))])
     feed(shard, [item("C9", ev(86_400 + 6 * 3600, "next", customer_id="C9"))])
-    assert list(shard.open) == ["C9"]
+    state = msgspec.msgpack.decode(shard.snapshot(), type=JourneySnapshot)
+    assert list(state.open_events) == ["C9"]
     snapshot = shard.snapshot()
     assert len(snapshot) < 2_000  # the 500 customers' events are not in it any more
 

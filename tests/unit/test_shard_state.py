@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from operators.sessions import SessionEvent
 from operators.shard_state import MINUTE_MS, Shard, ShardConfig
 from state.snapshots import SnapshotVersionError
-from tests.support.events import BASE, arrival
+from tests.support.events import BASE, arrival, journey_items
 
 CONFIG = ShardConfig(allowed_lateness_ms=300_000, dedupe_window_ms=3_600_000, dedupe_max_ids=1000)
 BASE_MINUTE = int(BASE.timestamp() * 1000)
@@ -160,7 +160,9 @@ def test_a_version_3_snapshot_keeps_the_undecided_identities_of_its_devices() ->
     shard = Shard(CONFIG, v3)
     result = shard.process([arrival("login", 60, event_type="login"), arrival("later", 700)])
     stitched = [
-        (identity, e.event_id) for items in result.journeys.values() for identity, e in items
+        (identity, e.event_id)
+        for batch in result.journeys.values()
+        for identity, e in journey_items(batch)
     ]
     assert ("C1", "anon") in stitched
     assert shard.process([arrival("anon", 0)]).pipeline["duplicates"] == 1
