@@ -99,8 +99,8 @@ fn close_sessions(events: &mut Vec<Event>, gap_ms: Millis, safe_ms: Millis) -> V
     let mut start = 0;
     let mut index = 0;
     while index < events.len() {
-        let ends_here =
-            index + 1 == events.len() || events[index + 1].event_ms - events[index].event_ms > gap_ms;
+        let ends_here = index + 1 == events.len()
+            || events[index + 1].event_ms - events[index].event_ms > gap_ms;
         if ends_here {
             if safe_ms - events[index].event_ms <= gap_ms {
                 break;
@@ -227,7 +227,12 @@ impl Journeys {
             let is_customer = !identity.starts_with(DEVICE_PREFIX);
             if is_customer {
                 let minute = event_ms.div_euclid(MINUTE_MS);
-                if self.active.entry(minute).or_default().insert(identity.clone()) {
+                if self
+                    .active
+                    .entry(minute)
+                    .or_default()
+                    .insert(identity.clone())
+                {
                     *taken.active.entry(minute).or_default() += 1;
                 }
             }
@@ -251,7 +256,11 @@ impl Journeys {
             };
             let dimensions = [&event.os, &event.app_version, &event.app];
             for (offset, value) in dimensions.into_iter().enumerate() {
-                add(&mut day[figures::EVENTS_BY + offset], value.as_ref().unwrap_or(&unknown), 1);
+                add(
+                    &mut day[figures::EVENTS_BY + offset],
+                    value.as_ref().unwrap_or(&unknown),
+                    1,
+                );
             }
             add(&mut day[figures::EVENTS_BY + 3], &event.channel, 1);
             add(&mut day[figures::EVENTS_BY + 4], &segment, 1);

@@ -122,7 +122,10 @@ impl ShardCore {
             identities,
             dedupe: seen.map(Dedupe::restore).unwrap_or_default(),
             routes: HashMap::new(),
-            undecided: undecided.map(read_undecided).transpose()?.unwrap_or_default(),
+            undecided: undecided
+                .map(read_undecided)
+                .transpose()?
+                .unwrap_or_default(),
             pending: HashMap::new(),
             journey_shard_name,
             force_setattr,
@@ -327,7 +330,12 @@ impl ShardCore {
     /// Send every anonymous event the watermark now decides to its identity's journeys shard;
     /// return how many.
     #[pyo3(signature = (watermark_ms, everything=false))]
-    fn resolve(&mut self, py: Python<'_>, watermark_ms: Millis, everything: bool) -> PyResult<usize> {
+    fn resolve(
+        &mut self,
+        py: Python<'_>,
+        watermark_ms: Millis,
+        everything: bool,
+    ) -> PyResult<usize> {
         let decided = self.identities.resolve(watermark_ms, everything);
         for d in &decided {
             let Some(encoded) = self.undecided.remove(&d.event_id) else {
@@ -447,7 +455,9 @@ fn segments_of<'a>(
     lookup: &Bound<'_, PyAny>,
     customers: impl Iterator<Item = &'a str>,
 ) -> PyResult<HashMap<String, String>> {
-    let mut unique: Vec<&str> = customers.filter(|i| !i.starts_with(DEVICE_PREFIX)).collect();
+    let mut unique: Vec<&str> = customers
+        .filter(|i| !i.starts_with(DEVICE_PREFIX))
+        .collect();
     if unique.is_empty() {
         return Ok(HashMap::new());
     }

@@ -279,9 +279,15 @@ impl<'f> Tally<'f> {
         let conversions = i64::from(converted);
         let dimensions = [&first.os, &first.app_version, &first.app];
         for (offset, value) in dimensions.into_iter().enumerate() {
-            let field = some_text(value).cloned().unwrap_or_else(|| pool.text(UNKNOWN));
+            let field = some_text(value)
+                .cloned()
+                .unwrap_or_else(|| pool.text(UNKNOWN));
             add(&mut day[figures::SESSIONS_BY + offset], &field, 1);
-            add(&mut day[figures::CONVERSIONS_BY + offset], &field, conversions);
+            add(
+                &mut day[figures::CONVERSIONS_BY + offset],
+                &field,
+                conversions,
+            );
         }
         let channel = if first.channel.is_empty() {
             pool.text(UNKNOWN)
@@ -292,7 +298,11 @@ impl<'f> Tally<'f> {
         let all = pool.text("all");
         for (offset, field) in [(3, &channel), (4, &segment_text), (figures::ALL, &all)] {
             add(&mut day[figures::SESSIONS_BY + offset], field, 1);
-            add(&mut day[figures::CONVERSIONS_BY + offset], field, conversions);
+            add(
+                &mut day[figures::CONVERSIONS_BY + offset],
+                field,
+                conversions,
+            );
         }
         if let Some(exit) = exit_screen.filter(|s| !s.is_empty()) {
             add(&mut day[figures::EXIT_SCREENS], &pool.text(exit), 1);
