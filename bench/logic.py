@@ -10,6 +10,7 @@ threads, no I/O), so it tells what a change to the logic is worth.
 from __future__ import annotations
 
 import json
+import resource
 from typing import Annotated
 
 import typer
@@ -38,7 +39,8 @@ def logic(
         for n, m in enumerate(generate(config))
     ]
     positions = tuple(f"bench.events#{p}" for p in range(partitions))
-    steps = StreamedSteps(load_settings(shard_count=shards), positions)
+    steps = StreamedSteps(load_settings(shard_count=shards), positions, keep=False)
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for start in range(0, len(messages), batch):
         steps.feed(messages[start : start + batch])
     valid = steps.pipeline["valid"]
@@ -46,6 +48,12 @@ def logic(
         "valid_events": valid,
         **{f"{stage} µs/event": round(s * 1e6 / valid, 2) for stage, s in steps.spent.items()},
         "total µs/event": round(sum(steps.spent.values()) * 1e6 / valid, 2),
+        # The input is held in memory before the clock starts: what the steps add on top of it.
+        "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "peak RSS over the input MB (the steps' state)": (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_kb
+        )
+        // 1024,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
 

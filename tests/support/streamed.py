@@ -39,9 +39,13 @@ def _no_segments(customers: Any) -> dict[str, str]:
 class StreamedSteps:
     """The identity and journeys steps of the job over one input partition."""
 
-    def __init__(self, settings: Settings, positions: tuple[str, ...]) -> None:
-        """Steps configured as :func:`flows.dataflow.build_flow` configures them."""
+    def __init__(
+        self, settings: Settings, positions: tuple[str, ...], *, keep: bool = True
+    ) -> None:
+        """Steps configured as :func:`flows.dataflow.build_flow` configures them; ``keep`` keeps
+        the archived events and closed sessions for a test to read (a bench leaves them)."""
         self._settings = settings
+        self._keep = keep
         self._shard_config = identity_shard_config(settings, positions)
         self._journey_config = journeys_config(settings)
         self._decode = _decode_step(settings, None, SHARD_INPUTS)
@@ -98,8 +102,9 @@ class StreamedSteps:
     def _take(self, name: str, results: Any, to_journeys: dict[str, list[Any]]) -> None:
         for result in results:
             assert isinstance(result, ShardBatchResult)
-            for rows in result.archive_rows.values():
-                self.archived.extend(rows)
+            if self._keep:
+                for rows in result.archive_rows.values():
+                    self.archived.extend(rows)
             for figure, n in result.pipeline.items():
                 self.pipeline[figure] = self.pipeline.get(figure, 0) + n
             for journeys_name, batch in self._route((name, result)):
@@ -120,6 +125,7 @@ class StreamedSteps:
 
     def _outputs(self, results: Iterable[JourneyBatchResult]) -> None:
         for result in results:
-            self.sessions.extend(result.sessions)
+            if self._keep:
+                self.sessions.extend(result.sessions)
             for figure, n in result.pipeline.items():
                 self.pipeline[figure] = self.pipeline.get(figure, 0) + n
