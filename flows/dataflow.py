@@ -674,7 +674,12 @@ def build_flow(
         "archive",
         op.merge("all_archive_objects", objects, session_objects, *offer_objects),
         archive_sink
-        or ParquetArchiveSink(settings.s3_bucket, settings.s3_prefix, settings.storage_options()),
+        or ParquetArchiveSink(
+            settings.s3_bucket,
+            settings.s3_prefix,
+            settings.storage_options(),
+            workers=workers,
+        ),
     )
 
     dlq_messages = op.map(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import s3fs
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from clickstream_native import bytewax_worker
 
 from state.archive_layout import (
     EVENTS_SCHEMA,
@@ -170,18 +171,28 @@ class _ArchivePartition(StatefulSinkPartition[list[ArchiveObject], None]):
     Bytewax commits an epoch only after every snapshot of it is taken, so waiting in
     :meth:`snapshot` means no epoch is recorded as done while its objects are still in flight:
     a crash before the upload finishes replays the epoch and rewrites them. Each object name
-    always goes to the same single-thread lane, so two writes of one name land in order.
+    always goes to the same single-thread lane, so two writes of one name land in order. The
+    connection and the lanes open with the first object: a partition no worker writes to (see
+    :data:`ARCHIVE_PARTITIONS`) costs nothing.
     """
 
-    def __init__(self, writer: ArchiveWriter, lanes: int) -> None:
-        self._writer = writer
-        self._lanes = [ThreadPoolExecutor(1, thread_name_prefix="archive") for _ in range(lanes)]
+    def __init__(self, writer: Callable[[], ArchiveWriter], lanes: int) -> None:
+        self._open_writer = writer
+        self._lane_count = lanes
+        self._writer: ArchiveWriter | None = None
+        self._lanes: list[ThreadPoolExecutor] = []
         self._pending: list[Future[str]] = []
 
     def write_batch(self, values: list[list[ArchiveObject]]) -> None:
         self._pending = [f for f in self._pending if not f.done() or _raise_if_failed(f)]
         for objects in values:
             for obj in objects:
+                if self._writer is None:
+                    self._writer = self._open_writer()
+                    self._lanes = [
+                        ThreadPoolExecutor(1, thread_name_prefix="archive")
+                        for _ in range(self._lane_count)
+                    ]
                 lane = self._lanes[zlib.crc32(obj.relative_path.encode()) % len(self._lanes)]
                 self._pending.append(lane.submit(self._writer.write, obj))
 
@@ -201,6 +212,21 @@ def _raise_if_failed(future: Future[str]) -> bool:
     return False
 
 
+ARCHIVE_PARTITIONS = ("archive", *(f"archive-{n:02d}" for n in range(1, 32)))
+"""The archive sink's partitions, in sorted order. Every worker lists them all, and Bytewax then
+makes worker ``i % workers`` the primary of the i-th (it deals partitions out in order, each to
+the worker with the fewest so far, the lowest index first; checked against Bytewax in
+``tests/unit/test_bytewax_routing.py``). Objects go to their own worker's partition, so that on a
+cluster no object crosses to another process; one process uses the first, named as the single
+partition the sink had before, so an older recovery store resumes."""
+
+
+def archive_partition(item_key: str, workers: int) -> int:
+    """The index in :data:`ARCHIVE_PARTITIONS` of the partition of the worker Bytewax runs
+    ``item_key``'s state on (with more workers than partitions, some objects cross)."""
+    return bytewax_worker(item_key, workers) % len(ARCHIVE_PARTITIONS)
+
+
 class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
     """Writes the archive objects decided upstream; it holds nothing past an epoch."""
 
@@ -211,11 +237,14 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
         storage_options: dict[str, Any],
         lanes: int = 2,
         writer: type[ArchiveWriter] = ArchiveWriter,
+        workers: int = 1,
     ) -> None:
         """Create the sink for ``s3://bucket/prefix`` with ``lanes`` upload threads.
 
-        ``writer`` is the class that encodes and uploads one object (the benchmark times it).
+        ``writer`` is the class that encodes and uploads one object (the benchmark times it);
+        ``workers`` is the number of Bytewax workers of the whole cluster.
         """
+        self._workers = workers
         self._bucket = bucket
         self._prefix = prefix
         self._storage_options = storage_options
@@ -223,16 +252,22 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
         self._writer = writer
 
     def list_parts(self) -> list[str]:
-        """One partition: the archive of this job.
+        """Every partition, on every worker (see :data:`ARCHIVE_PARTITIONS`).
 
-        One name whatever the number of processes: Bytewax keeps a (``None``) snapshot per
-        partition and cannot resume one no worker lists, so per-process partitions would tie a
-        recovery store to its process count. Its :meth:`snapshot` is the epoch's barrier for the
-        uploads, so a sink without snapshots (a ``DynamicSink``) is no option either.
+        The same names whatever the number of processes: Bytewax keeps a (``None``) snapshot per
+        partition written to and cannot resume one no worker lists. Their :meth:`snapshot` is
+        the epoch's barrier for the uploads, so a sink without snapshots (a ``DynamicSink``) is
+        no option either.
         """
-        return ["archive"]
+        return list(ARCHIVE_PARTITIONS)
+
+    def part_fn(self, item_key: str) -> int:
+        """The partition whose primary is the worker the item comes from (see
+        :func:`archive_partition`)."""
+        return archive_partition(item_key, self._workers)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArchivePartition:
-        """Open the S3 connection and the upload lanes."""
-        writer = self._writer(self._bucket, self._prefix, self._storage_options)
-        return _ArchivePartition(writer, self._lanes)
+        """A partition; it connects to S3 and starts its upload lanes on its first object."""
+        return _ArchivePartition(
+            lambda: self._writer(self._bucket, self._prefix, self._storage_options), self._lanes
+        )
