@@ -33,8 +33,9 @@ from flows.archive_steps import (
     refuse_archive_in_shard,
     table_rows,
 )
+from flows.counters import CounterLogic, FigureCounter, MinuteCounter, PipelineCounter
 from flows.exchange import Exchange, Placement
-from flows.offers_step import OFFER_FIGURES, OFFERS_PER_MINUTE, add_offers
+from flows.offers_step import add_offers
 from flows.profiles import lazy_segment_lookup
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
@@ -71,7 +72,7 @@ from operators.shard_state import (
     ShardConfig,
     ShardInput,
 )
-from operators.totals import FigureDeltas, Totals
+from operators.totals import FIGURES, FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
 from sinks.kafka_topics import KafkaTopicsSink
 from sinks.parquet_archive import ParquetArchiveSink
@@ -88,13 +89,23 @@ SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput)
 JOURNEY_BATCHES: Exchange[JourneyBatch] = Exchange(JourneyBatch)
 MINUTE_DELTAS: Exchange[MinuteDeltas] = Exchange(MinuteDeltas)
 FIGURE_DELTAS: Exchange[FigureDeltas] = Exchange(FigureDeltas)
+PIPELINE_DELTAS: Exchange[dict[str, int]] = Exchange(dict[str, int])
 # A session group is final this long after its hour: longer sessions get objects of their own.
 SESSION_RETIRE_MS = 3 * 3600_000
-FIGURES = "figures"
 # Version 1 was the journeys state alone, before closed sessions were archived from it.
 # Version 2 held the shard's closed sessions for the archive too (see refuse_archive_in_shard).
 JOURNEYS_SNAPSHOT_VERSION = 3
 JOURNEYS_PER_MINUTE = "journeys_per_minute"
+
+
+class DecodedOutputs(msgspec.Struct, frozen=True, gc=False):
+    """What the decode step makes of one input batch, one stream each."""
+
+    shard_inputs: list[tuple[str, ShardInput | bytes]]
+    """Each identity shard's share (packed when its shard is in another process)."""
+    dead_letters: list[DeadLetter]
+    lag: InputLag | None
+    """How far each input partition is behind, when the source measured it."""
 
 
 class ShardLogic(StatefulBatchLogic[ShardInput | bytes, ShardBatchResult, bytes]):
@@ -140,64 +151,6 @@ class ShardLogic(StatefulBatchLogic[ShardInput | bytes, ShardBatchResult, bytes]
     def snapshot(self) -> bytes:
         """Versioned msgpack bytes."""
         return self.shard.snapshot()
-
-
-class MinuteSeriesLogic(StatefulBatchLogic[MinuteDeltas | bytes, list[RedisWrite], bytes]):
-    """Bytewax shim around :class:`~operators.aggregates.MinuteSeries`."""
-
-    def __init__(self, series: MinuteSeries, wait_for_epoch: bool) -> None:
-        """Wrap a series; its minutes close by the senders' watermark (see
-        :class:`~flows.stateful.UpstreamProgress`)."""
-        self.series = series
-        self._upstream = UpstreamProgress(wait_for_epoch=wait_for_epoch)
-
-    def on_batch(
-        self, packed: list[MinuteDeltas | bytes]
-    ) -> tuple[Iterable[list[RedisWrite]], bool]:
-        """Add the deltas and emit the writes."""
-        values = MINUTE_DELTAS.unpack(packed)
-        watermark = self._upstream.heard(max(v.watermark_ms for v in values))
-        open_from = {v.sender: v.open_from_ms for v in values if v.sender}
-        return [self.series.apply([v.counts for v in values], watermark, open_from)], self.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[list[RedisWrite]], bool]:
-        """A bounded input ended: every delta has arrived, close what the watermark allows."""
-        return [self.series.apply([], self._upstream.at_end())], self.RETAIN
-
-    def epoch_closed(self) -> None:
-        """The watermarks heard in the epoch are safe to act on."""
-        self._upstream.epoch_closed()
-
-    def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        self.epoch_closed()
-        return self.series.snapshot()
-
-
-class PipelineTotalsLogic(StatefulBatchLogic[dict[str, int], list[RedisWrite], bytes]):
-    """Bytewax shim around :class:`~operators.aggregates.PipelineTotals`."""
-
-    def __init__(self, totals: PipelineTotals) -> None:
-        """Wrap the counters."""
-        self.totals = totals
-
-    def on_batch(self, values: list[dict[str, int]]) -> tuple[Iterable[list[RedisWrite]], bool]:
-        """Add the deltas and emit the write."""
-        return [self.totals.apply(values)], StatefulBatchLogic.RETAIN
-
-    def on_eof(self) -> tuple[Iterable[list[RedisWrite]], bool]:
-        """A bounded input ended: one last sample of the counters, as they end."""
-        self.totals.epoch_closed()
-        return [self.totals.apply([], sample=True)], StatefulBatchLogic.RETAIN
-
-    def epoch_closed(self) -> None:
-        """An epoch this step took part in has closed (its snapshot is being taken)."""
-        self.totals.epoch_closed()
-
-    def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        self.epoch_closed()
-        return self.totals.snapshot()
 
 
 class JourneysLogic(StatefulBatchLogic[JourneyBatch | bytes, JourneyBatchResult, bytes]):
@@ -278,33 +231,15 @@ def _journeys_logic(
     )
 
 
-class TotalsLogic(StatefulBatchLogic[FigureDeltas | bytes, list[RedisWrite], bytes]):
-    """Bytewax shim around :class:`~operators.totals.Totals`."""
-
-    def __init__(self, totals: Totals) -> None:
-        """Wrap the totals."""
-        self.totals = totals
-
-    def on_batch(
-        self, packed: list[FigureDeltas | bytes]
-    ) -> tuple[Iterable[list[RedisWrite]], bool]:
-        """Add the deltas and emit the writes."""
-        return [self.totals.apply(FIGURE_DELTAS.unpack(packed))], StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> bytes:
-        """Versioned msgpack bytes."""
-        return self.totals.snapshot()
-
-
 def _decode_step(
     settings: Settings, alignment: ReadAlignment | None, exchange: Exchange[ShardInput]
-) -> Callable[[list[RawMessage]], Iterable[Any]]:
+) -> Callable[[list[RawMessage]], Iterable[DecodedOutputs]]:
     decoder = BatchDecoder(settings.shard_count, settings.max_event_bytes)
 
     shard_names = [shard_name(i) for i in range(settings.shard_count)]
     pack = exchange.pack
 
-    def decode(items: list[RawMessage]) -> Iterable[Any]:
+    def decode(items: list[RawMessage]) -> Iterable[DecodedOutputs]:
         decoded = decoder.decode(items)
         # Every shard hears of the input's progress, events or not (see ShardInput).
         by_shard = decoded.by_shard
@@ -315,7 +250,7 @@ def _decode_step(
         # (packed once, for the shards on other processes).
         nothing = ShardInput([], progress, idle) if progress or idle else None
         nothing_packed: ShardInput | bytes | None = None
-        out: list[Any] = []
+        out: list[tuple[str, ShardInput | bytes]] = []
         for name in shard_names:
             events = by_shard.get(name)
             if events is not None:
@@ -327,29 +262,35 @@ def _decode_step(
                         nothing_packed = sent
                     sent = nothing_packed
                 out.append((name, sent))
-        out.extend(decoded.dead_letters)
-        if decoded.lag:
-            out.append(InputLag(decoded.lag))
-        return out
+        lag = InputLag(decoded.lag) if decoded.lag else None
+        return [DecodedOutputs(out, decoded.dead_letters, lag)]
 
     return decode
 
 
-def _route_aggregates(
-    lateness_ms: int, minutes: Exchange[MinuteDeltas]
-) -> Callable[[tuple[str, ShardBatchResult]], Iterable[tuple[str, Any]]]:
+def _events_per_minute(
+    minutes: Exchange[MinuteDeltas],
+) -> Callable[[tuple[str, ShardBatchResult]], tuple[str, MinuteDeltas | bytes]]:
     pack = minutes.pack
 
-    def route(item: tuple[str, ShardBatchResult]) -> Iterable[tuple[str, Any]]:
+    def route(item: tuple[str, ShardBatchResult]) -> tuple[str, MinuteDeltas | bytes]:
         result = item[1]
         # Every result, counts or not: the series closes its minutes by the watermark.
         deltas = MinuteDeltas(result.watermark_ms, result.minute_counts)
-        yield EVENTS_PER_MINUTE, pack(EVENTS_PER_MINUTE, deltas)
+        return EVENTS_PER_MINUTE, pack(EVENTS_PER_MINUTE, deltas)
+
+    return route
+
+
+def _shard_pipeline(
+    lateness_ms: int,
+) -> Callable[[tuple[str, ShardBatchResult]], tuple[str, dict[str, int]]]:
+    def route(item: tuple[str, ShardBatchResult]) -> tuple[str, dict[str, int]]:
+        result = item[1]
         if result.watermark_ms > NEVER:
             # With how far every input partition has got, for the pipeline-health figures.
-            yield PIPELINE, {**result.pipeline, LOW_WATERMARK: result.watermark_ms + lateness_ms}
-        else:
-            yield PIPELINE, result.pipeline
+            return PIPELINE, {**result.pipeline, LOW_WATERMARK: result.watermark_ms + lateness_ms}
+        return PIPELINE, result.pipeline
 
     return route
 
@@ -367,19 +308,30 @@ def _route_journeys(
     return route
 
 
-def _route_journey_outputs(
-    figures: Exchange[FigureDeltas], minutes: Exchange[MinuteDeltas]
-) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[tuple[str, Any]]]:
-    def route(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, Any]]:
-        result = item[1]
-        if result.figures:
-            yield FIGURES, figures.pack(FIGURES, result.figures)
-        deltas = MinuteDeltas(result.upstream_ms, result.minutes, item[0], result.open_from_ms)
-        yield JOURNEYS_PER_MINUTE, minutes.pack(JOURNEYS_PER_MINUTE, deltas)
-        if result.pipeline:
-            yield PIPELINE, result.pipeline
+def _journey_figures(
+    figures: Exchange[FigureDeltas],
+) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[tuple[str, FigureDeltas | bytes]]]:
+    def route(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, FigureDeltas | bytes]]:
+        figure_deltas = item[1].figures
+        return [(FIGURES, figures.pack(FIGURES, figure_deltas))] if figure_deltas else []
 
     return route
+
+
+def _journey_minutes(
+    minutes: Exchange[MinuteDeltas],
+) -> Callable[[tuple[str, JourneyBatchResult]], tuple[str, MinuteDeltas | bytes]]:
+    def route(item: tuple[str, JourneyBatchResult]) -> tuple[str, MinuteDeltas | bytes]:
+        result = item[1]
+        deltas = MinuteDeltas(result.upstream_ms, result.minutes, item[0], result.open_from_ms)
+        return JOURNEYS_PER_MINUTE, minutes.pack(JOURNEYS_PER_MINUTE, deltas)
+
+    return route
+
+
+def _journey_pipeline(item: tuple[str, JourneyBatchResult]) -> Iterable[tuple[str, dict[str, int]]]:
+    pipeline = item[1].pipeline
+    return [(PIPELINE, pipeline)] if pipeline else []
 
 
 def _route_sessions(parts: int) -> Callable[[tuple[str, JourneyBatchResult]], Iterable[Any]]:
@@ -413,8 +365,18 @@ def _route_archive(
     return route
 
 
-def _input_lag(lag: InputLag) -> tuple[str, dict[str, int]]:
-    return PIPELINE, {f"{LAG_FIELD}{position}": n for position, n in lag.behind.items()}
+def _shard_inputs(decoded: DecodedOutputs) -> list[tuple[str, ShardInput | bytes]]:
+    return decoded.shard_inputs
+
+
+def _dead_letters(decoded: DecodedOutputs) -> list[DeadLetter]:
+    return decoded.dead_letters
+
+
+def _input_lag(decoded: DecodedOutputs) -> list[tuple[str, dict[str, int]]]:
+    if decoded.lag is None:
+        return []
+    return [(PIPELINE, {f"{LAG_FIELD}{p}": n for p, n in decoded.lag.behind.items()})]
 
 
 def _dead_letter_counts(dead: DeadLetter) -> tuple[str, dict[str, int]]:
@@ -499,11 +461,9 @@ def build_flow(
     minute_deltas: Exchange[MinuteDeltas] = Exchange(MinuteDeltas, placement)
     figure_deltas_out: Exchange[FigureDeltas] = Exchange(FigureDeltas, placement)
     decoded = op.flat_map_batch("decode", raw, _decode_step(settings, alignment, shard_inputs))
-    split = op.branch("split_dead_letters", decoded, lambda x: isinstance(x, DeadLetter))
-    dead: Stream[DeadLetter] = split.trues
-    split_lag = op.branch("split_input_lag", split.falses, lambda x: isinstance(x, InputLag))
-    input_lag = op.map("input_lag", split_lag.trues, _input_lag)
-    by_shard: Stream[tuple[str, ShardInput | bytes]] = split_lag.falses
+    by_shard = op.flat_map("shard_inputs", decoded, _shard_inputs)
+    dead = op.flat_map("dead_letter_items", decoded, _dead_letters)
+    input_lag = op.flat_map("input_lag", decoded, _input_lag)
 
     shard_config = identity_shard_config(settings, input_positions(source))
     shard_out = stateful_batch(
@@ -514,10 +474,9 @@ def build_flow(
     )
 
     keys = RedisKeys(settings.redis_prefix)
-    deltas = op.flat_map(
-        "aggregate_deltas",
-        shard_out,
-        _route_aggregates(settings.allowed_lateness_s * 1000, minute_deltas),
+    events_per_minute = op.map("events_per_minute", shard_out, _events_per_minute(minute_deltas))
+    shard_pipeline = op.map(
+        "shard_pipeline", shard_out, _shard_pipeline(settings.allowed_lateness_s * 1000)
     )
     dead_counts = op.map("dead_letter_counts", dead, _dead_letter_counts)
     journey_config = journeys_config(settings)
@@ -532,16 +491,14 @@ def build_flow(
         lambda resume: _journeys_logic(resume, journey_config, lookup, wait_for_epoch),
         snapshots=snapshots,
     )
-    journey_deltas = op.flat_map(
-        "journey_deltas", journey_out, _route_journey_outputs(figure_deltas_out, minute_deltas)
-    )
-    is_figures = op.branch("split_figures", journey_deltas, lambda kv: kv[0] == FIGURES)
-    figure_deltas: Stream[tuple[str, Any]] = is_figures.trues
+    figure_deltas = op.flat_map("journey_figures", journey_out, _journey_figures(figure_deltas_out))
+    journey_minutes = op.map("journey_minutes", journey_out, _journey_minutes(minute_deltas))
+    pipeline_deltas = [shard_pipeline, dead_counts, input_lag]
+    pipeline_deltas.append(op.flat_map("journey_pipeline", journey_out, _journey_pipeline))
     offer_minute_writes: list[Stream[tuple[str, list[RedisWrite]]]] = []
-    offer_pipeline: list[Stream[tuple[str, Any]]] = []
     offer_objects: list[Stream[tuple[str, list[ArchiveObject]]]] = []
     if settings.campaigns_dir is not None:
-        offer_messages, offer_deltas, decision_objects = add_offers(
+        offers = add_offers(
             shard_out,
             settings,
             profiles=profiles,
@@ -551,38 +508,27 @@ def build_flow(
             placement=placement,
         )
         op.output(
-            "offers_out",
-            offer_messages,
-            offers_sink or KafkaTopicsSink(settings.kafka_brokers),
+            "offers_out", offers.messages, offers_sink or KafkaTopicsSink(settings.kafka_brokers)
         )
-        is_offer_figures = op.branch(
-            "split_offer_figures", offer_deltas, lambda kv: kv[0] == OFFER_FIGURES
-        )
-        figure_deltas = op.merge(
-            "all_figures",
-            figure_deltas,
-            op.map("offer_figure_deltas", is_offer_figures.trues, lambda kv: (FIGURES, kv[1])),
-        )
-        offer_objects.append(decision_objects)
-        offer_minutes = op.filter(
-            "offer_minutes", is_offer_figures.falses, lambda kv: kv[0] == OFFERS_PER_MINUTE
-        )
-        offer_pipeline.append(
-            op.filter("offer_pipeline", is_offer_figures.falses, lambda kv: kv[0] == PIPELINE)
-        )
+        figure_deltas = op.merge("all_figures", figure_deltas, offers.figures)
+        offer_objects.append(offers.objects)
+        pipeline_deltas.append(offers.pipeline)
         offer_minute_writes.append(
             stateful_batch(
                 "offers_by_minute",
-                offer_minutes,
-                lambda resume: MinuteSeriesLogic(
-                    MinuteSeries(
-                        keys,
-                        settings.allowed_lateness_s * 1000,
-                        settings.minute_retention_s,
-                        resume,
-                        OFFERS,
+                offers.minutes,
+                lambda resume: CounterLogic(
+                    MinuteCounter(
+                        MinuteSeries(
+                            keys,
+                            settings.allowed_lateness_s * 1000,
+                            settings.minute_retention_s,
+                            resume,
+                            OFFERS,
+                        ),
+                        wait_for_epoch,
                     ),
-                    wait_for_epoch,
+                    MINUTE_DELTAS,
                 ),
                 snapshots=snapshots,
             )
@@ -590,46 +536,52 @@ def build_flow(
     figure_writes = stateful_batch(
         "figures",
         figure_deltas,
-        lambda resume: TotalsLogic(
-            Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
+        lambda resume: CounterLogic(
+            FigureCounter(
+                Totals(RATIOS, settings.figure_retention_days, settings.figure_expire_s, resume)
+            ),
+            FIGURE_DELTAS,
         ),
         snapshots=snapshots,
-    )
-    is_journey_minutes = op.branch(
-        "split_journey_minutes", is_figures.falses, lambda kv: kv[0] == JOURNEYS_PER_MINUTE
     )
     # Sessions are counted when they close: a minute's journey figures are final only after
     # the gap and the stitching allowance past the identity shards' watermark.
     journey_minute_delay_ms = (settings.session_gap_s + settings.stitch_allowance_s + 300) * 1000
     journey_minute_writes = stateful_batch(
         "journeys_by_minute",
-        is_journey_minutes.trues,
-        lambda resume: MinuteSeriesLogic(
-            MinuteSeries(
-                keys, journey_minute_delay_ms, settings.minute_retention_s, resume, JOURNEYS
+        journey_minutes,
+        lambda resume: CounterLogic(
+            MinuteCounter(
+                MinuteSeries(
+                    keys, journey_minute_delay_ms, settings.minute_retention_s, resume, JOURNEYS
+                ),
+                wait_for_epoch,
             ),
-            wait_for_epoch,
+            MINUTE_DELTAS,
         ),
         snapshots=snapshots,
     )
-    deltas = op.merge(
-        "all_deltas", deltas, dead_counts, input_lag, is_journey_minutes.falses, *offer_pipeline
-    )
-    is_minutes = op.branch("split_families", deltas, lambda kv: kv[0] == EVENTS_PER_MINUTE)
     minute_writes = stateful_batch(
         "events_by_minute",
-        is_minutes.trues,
+        events_per_minute,
         # The identity shards' watermark already allows for the lateness: what is older is late
         # and counts in no minute.
-        lambda resume: MinuteSeriesLogic(
-            MinuteSeries(keys, 0, settings.minute_retention_s, resume), wait_for_epoch
+        lambda resume: CounterLogic(
+            MinuteCounter(
+                MinuteSeries(keys, 0, settings.minute_retention_s, resume), wait_for_epoch
+            ),
+            MINUTE_DELTAS,
         ),
         snapshots=snapshots,
+    )
+    # Not packed (small, one per batch): the type says what the counter's shim accepts.
+    all_pipeline_deltas: Stream[tuple[str, dict[str, int] | bytes]] = op.merge(
+        "all_pipeline_deltas", *pipeline_deltas
     )
     pipeline_writes = stateful_batch(
         "pipeline_totals",
-        is_minutes.falses,
-        lambda resume: PipelineTotalsLogic(PipelineTotals(keys, resume)),
+        all_pipeline_deltas,
+        lambda resume: CounterLogic(PipelineCounter(PipelineTotals(keys, resume)), PIPELINE_DELTAS),
         snapshots=snapshots,
     )
     redis_writes = op.map(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import bytewax.operators as op
 import msgspec
@@ -35,14 +35,13 @@ from operators.clock import NEVER
 from operators.hour_groups import TableRows
 from operators.offer_archive import OfferArchive, OfferRow, offer_rows
 from operators.shard_state import PIPELINE, ShardBatchResult
-from operators.totals import FigureDeltas
+from operators.totals import FIGURES, FigureDeltas
 from state.archive_layout import OFFERS_TABLE
 from state.customer_store import CustomerProfile
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 Clock = Callable[[], float]
-OFFER_FIGURES = "offer_figures"
 OFFERS_PER_MINUTE = "offers_per_minute"
 # A trigger hour's decisions may leave the state this long after the hour, once every offer
 # matched in it is released; after OFFER_MAX_HOLD_MS even if some are not.
@@ -277,16 +276,33 @@ def _offer_id(row: OfferRow) -> str:
     return row.offer_id
 
 
-def _figures(
-    item: tuple[str, OffersOutput],
-) -> Iterable[tuple[str, FigureDeltas | MinuteDeltas | dict[str, int]]]:
-    result = item[1].result
-    if result.figures:
-        yield OFFER_FIGURES, result.figures
-    yield OFFERS_PER_MINUTE, MinuteDeltas(item[1].low_ms, result.minutes)
-    rule_errors = sum(1 for d in result.decisions if d.outcome == "rule_error")
-    if rule_errors:
-        yield PIPELINE, {"offer_rule_errors": rule_errors}
+def _figures(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, FigureDeltas]]:
+    figures = item[1].result.figures
+    return [(FIGURES, figures)] if figures else []
+
+
+def _minutes(item: tuple[str, OffersOutput]) -> tuple[str, MinuteDeltas | bytes]:
+    return OFFERS_PER_MINUTE, MinuteDeltas(item[1].low_ms, item[1].result.minutes)
+
+
+def _pipeline(item: tuple[str, OffersOutput]) -> Iterable[tuple[str, dict[str, int]]]:
+    rule_errors = sum(1 for d in item[1].result.decisions if d.outcome == "rule_error")
+    return [(PIPELINE, {"offer_rule_errors": rule_errors})] if rule_errors else []
+
+
+class OfferStreams(NamedTuple):
+    """What the offers add to the dataflow, one stream each."""
+
+    messages: Stream[KafkaSinkMessage[bytes, bytes]]
+    """Offer events for the offers topic."""
+    figures: Stream[tuple[str, FigureDeltas]]
+    """Day figures, keyed for the figure totals."""
+    minutes: Stream[tuple[str, MinuteDeltas | bytes]]
+    """Per-minute deltas, keyed for the offers' series (never packed: it is one per batch)."""
+    pipeline: Stream[tuple[str, dict[str, int]]]
+    """Pipeline counters (rule errors)."""
+    objects: Stream[tuple[str, list[ArchiveObject]]]
+    """The decisions' archive objects."""
 
 
 class _Campaigns:
@@ -314,17 +330,13 @@ def add_offers(
     snapshots: bool = True,
     wait_for_epoch: bool = False,
     placement: Placement | None = None,
-) -> tuple[
-    Stream[KafkaSinkMessage[bytes, bytes]],
-    Stream[tuple[str, Any]],
-    Stream[tuple[str, list[ArchiveObject]]],
-]:
+) -> OfferStreams:
     """Add the offers steps after the shard state.
 
     Returns:
-        The Kafka messages (offers and decisions), the figure deltas keyed ``offer_figures``
-        (for the totals) or ``offers_per_minute`` (for a minute series), and the objects of
-        the archive's ``offers`` table.
+        The offers' streams: the Kafka messages (offers and decisions), the figure deltas (for
+        the totals), the per-minute deltas, the pipeline counters and the objects of the
+        archive's ``offers`` table.
     """
     config = offers_config(settings)
     campaigns = _Campaigns(settings)
@@ -342,7 +354,6 @@ def add_offers(
         snapshots=snapshots,
     )
     messages = op.flat_map("offer_messages", decided, _messages(settings))
-    figures = op.flat_map("offer_figures", decided, _figures)
     objects = stateful_batch(
         "offers_archive",
         op.flat_map("offer_rows", decided, _offer_rows(settings.archive_table_parts)),
@@ -356,4 +367,10 @@ def add_offers(
         ),
         snapshots=snapshots,
     )
-    return messages, figures, objects
+    return OfferStreams(
+        messages,
+        op.flat_map("offer_figures", decided, _figures),
+        op.map("offer_minutes", decided, _minutes),
+        op.flat_map("offer_pipeline", decided, _pipeline),
+        objects,
+    )

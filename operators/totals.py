@@ -18,6 +18,8 @@ from state.snapshots import decode_snapshot, encode_snapshot
 SNAPSHOT_VERSION = 1
 HASH = "h"
 ZSET = "z"
+FIGURES = "figures"
+"""The state key of the figure totals (one key: every figure delta meets there)."""
 NO_DAY = -1
 """The day of a figure that is not day-bound: never expires, never leaves the state."""
 

@@ -64,7 +64,7 @@ class StreamedSteps:
         spent, clock = self.spent, time.thread_time
         started = clock()
         # Dead letters and lag marks are left out.
-        decoded = [item for item in self._decode(messages) if isinstance(item, tuple)]
+        decoded = [item for out in self._decode(messages) for item in out.shard_inputs]
         spent["decode"] += clock() - started
         started = clock()
         to_journeys: dict[str, list[Any]] = {}
