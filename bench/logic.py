@@ -10,7 +10,9 @@ threads, no I/O), so it tells what a change to the logic is worth.
 from __future__ import annotations
 
 import json
+import os
 import resource
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +24,12 @@ from state.records import RawMessage
 from tests.support.streamed import StreamedSteps
 
 app = typer.Typer(add_completion=False)
+
+
+def _rss_mb() -> int:
+    """The process's resident memory now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") // 2**20
 
 
 @app.command()
@@ -41,16 +49,24 @@ def logic(
     positions = tuple(f"bench.events#{p}" for p in range(partitions))
     steps = StreamedSteps(load_settings(shard_count=shards), positions, keep=False)
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before_mb = _rss_mb()
     for start in range(0, len(messages), batch):
         steps.feed(messages[start : start + batch])
     valid = steps.pipeline["valid"]
+    held_mb = _rss_mb() - before_mb
+    state_bytes = sum(len(s.snapshot()) for s in steps.shards.values()) + sum(
+        len(j.snapshot()) for j in steps.journeys.values()
+    )
     report = {
         "valid_events": valid,
         **{f"{stage} µs/event": round(s * 1e6 / valid, 2) for stage, s in steps.spent.items()},
         "total µs/event": round(sum(steps.spent.values()) * 1e6 / valid, 2),
         # The input is held in memory before the clock starts: what the steps add on top of it.
         "peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-        "peak RSS over the input MB (the steps' state)": (
+        "RSS held after the day MB (the steps' state)": held_mb,
+        "state as snapshots MB": round(state_bytes / 2**20, 1),
+        "snapshot bytes per customer": state_bytes // customers,
+        "peak RSS over the input MB (state and batches)": (
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before_kb
         )
         // 1024,
