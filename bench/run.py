@@ -16,6 +16,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,9 +28,11 @@ import typer
 from rich.console import Console
 
 from flows.settings import Settings, load_settings
+from sources.customer_sample import write_sample_extract
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter, emit
+from state.customer_store import load_customers
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("day", "burst")
@@ -50,6 +53,12 @@ def bench(
         Path | None,
         typer.Option(help="Record the job with py-spy into <path>.txt; print where its time went."),
     ] = None,
+    offers: Annotated[
+        bool,
+        typer.Option(
+            help="Offers on: the shipped campaigns, with the customers' extract in the store."
+        ),
+    ] = False,
     profile: Annotated[
         str, typer.Option(help="'day': 24 h of event time on the daily curve; 'burst': 3,000/s.")
     ] = "day",
@@ -65,6 +74,7 @@ def bench(
         customers=customers,
         noise=noise,
         profile=profile,
+        offers=offers,
     )
     console.print(
         f"running the job ({processes} process(es) x {workers} worker(s), batch {batch_size}, "
@@ -153,10 +163,13 @@ def produce(
     customers: int = 50_000,
     noise: bool = True,
     profile: str = "burst",
+    offers: bool = False,
 ) -> tuple[Settings, SimulationConfig]:
     """Produce simulated events into a fresh topic; return settings for a job over them.
 
-    The settings name the topic and a Redis and S3 prefix of their own (``bench-<id>``).
+    The settings name the topic and a Redis and S3 prefix of their own (``bench-<id>``); with
+    ``offers``, the shipped campaigns, offers and decisions topics of their own, and the
+    simulated customers' extract loaded into the customer store.
     """
     run_id = uuid.uuid4().hex[:8]
     settings = load_settings(
@@ -165,10 +178,28 @@ def produce(
         s3_prefix=f"bench-{run_id}",
         kafka_batch_size=batch_size,
         shard_count=shards,
+        **(
+            {
+                "campaigns_dir": ROOT / "campaigns",
+                "offers_topic": f"bench-{run_id}.offers",
+                "offer_decisions_topic": f"bench-{run_id}.decisions",
+            }
+            if offers
+            else {}
+        ),
     )
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], partitions)
+    topics = [topic, settings.dlq_topic_for(topic)]
+    if offers:
+        topics += [settings.offers_topic, settings.offer_decisions_topic]
+    ensure_topics(settings.kafka_brokers, topics, partitions)
     config = traffic(events, customers, profile=profile, noise=noise)
+    if offers:
+        with tempfile.TemporaryDirectory() as folder:
+            extract = Path(folder) / "customers.csv"
+            write_sample_extract(extract, config)
+            client = redis.Redis.from_url(settings.redis_url)
+            load_customers(client, settings.redis_prefix, extract)
     console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
     produce_started = time.perf_counter()
     with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
