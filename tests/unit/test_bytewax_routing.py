@@ -11,7 +11,7 @@ import threading
 
 import bytewax.operators as op
 import pytest
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from bytewax.run import cli_main
 from bytewax.testing import TestingSink, TestingSource
@@ -22,8 +22,8 @@ from sinks.parquet_archive import ARCHIVE_PARTITIONS, archive_partition
 KEYS = [f"shard-{i:04d}" for i in range(64)] + ["journey-0001", "sessions-00", "figures"]
 
 
-def test_keys_land_on_the_worker_the_native_core_predicts() -> None:
-    threads: dict[str, int] = {}
+def _keyed_state(flow: Dataflow, threads: dict[str, int]) -> Stream[tuple[str, str]]:
+    """Every key of :data:`KEYS` through a stateful step that notes the thread it runs on."""
     lock = threading.Lock()
 
     def remember(state: None, value: str) -> tuple[None, str]:
@@ -31,10 +31,15 @@ def test_keys_land_on_the_worker_the_native_core_predicts() -> None:
             threads[value] = threading.get_ident()
         return None, value
 
-    flow = Dataflow("routing")
     keyed = op.key_on("key", op.input("in", flow, TestingSource(KEYS)), lambda k: k)
+    return op.stateful_map("where", keyed, remember)
+
+
+def test_keys_land_on_the_worker_the_native_core_predicts() -> None:
+    threads: dict[str, int] = {}
+    flow = Dataflow("routing")
     out: list[object] = []
-    op.output("out", op.stateful_map("where", keyed, remember), TestingSink(out))
+    op.output("out", _keyed_state(flow, threads), TestingSink(out))
     cli_main(flow, workers_per_process=2)
 
     assert set(threads) == set(KEYS)
@@ -79,18 +84,9 @@ def test_archive_objects_are_written_by_the_worker_that_made_them(workers: int) 
     """Each worker's archive objects go to a sink partition whose primary is that worker, so
     on a cluster they never cross to another process."""
     made: dict[str, int] = {}
-    lock = threading.Lock()
-
-    def remember(state: None, value: str) -> tuple[None, str]:
-        with lock:
-            made[value] = threading.get_ident()
-        return None, value
-
     flow = Dataflow("archive_routing")
-    keyed = op.key_on("key", op.input("in", flow, TestingSource(KEYS)), lambda k: k)
-    objects = op.stateful_map("buffer", keyed, remember)
     written: dict[str, set[int]] = {}
-    op.output("archive", objects, _WhereSink(workers, written))
+    op.output("archive", _keyed_state(flow, made), _WhereSink(workers, written))
     cli_main(flow, workers_per_process=workers)
 
     assert set(written) == set(KEYS)
