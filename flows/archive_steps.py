@@ -28,6 +28,7 @@ from operators.hour_groups import HourGroups, TableRows, part_of
 from state.archive_layout import part_name
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
+from state.stop import stop_requested
 
 Clock = Callable[[], float]
 HOUR_ARCHIVE_SNAPSHOT_VERSION = 1
@@ -62,7 +63,10 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival] | bytes, list[ArchiveObject]
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """The input ended (a back-fill or a bounded run): write everything open."""
+        """The input ended (a back-fill or a bounded run): write everything open. On a
+        requested stop the open chunks stay in the saved state."""
+        if stop_requested():
+            return [], StatefulBatchLogic.RETAIN
         objects = self.buffer.flush_all()
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN
 
@@ -130,7 +134,10 @@ class HourArchiveLogic(StatefulBatchLogic[TableRows, list[ArchiveObject], bytes]
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """A bounded input ended: every row has arrived; write every hour with new rows."""
+        """A bounded input ended: every row has arrived; write every hour with new rows. On a
+        requested stop the hours stay in the saved state."""
+        if stop_requested():
+            return [], StatefulBatchLogic.RETAIN
         self._upstream.at_end()
         objects = self.groups.flush_all()
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN

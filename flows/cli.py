@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,6 +61,9 @@ def run(
     """Run the stream job: decode, dedupe, aggregate to Redis, archive to S3, dead letters."""
     from flows.runner import run_job
 
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = _settings(recovery_dir=recovery_dir)
     console.print(
         f"[bold]bank-clickstream[/bold] reading {source}"

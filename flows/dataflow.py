@@ -83,6 +83,7 @@ from sources.kafka import KafkaEventSource
 from state.archive_layout import SESSIONS_TABLE
 from state.records import ArchiveObject, Arrival, DeadLetter, InputLag, RawMessage, RedisWrite
 from state.snapshots import decode_snapshot, encode_snapshot
+from state.stop import stop_requested
 
 Clock = Callable[[], float]
 SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput)
@@ -141,7 +142,10 @@ class ShardLogic(StatefulBatchLogic[ShardInput | bytes, ShardBatchResult, bytes]
         return [result], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[ShardBatchResult], bool]:
-        """A bounded input ended: decide the identity of every event still undecided."""
+        """A bounded input ended: decide the identity of every event still undecided (not on a
+        requested stop: the input goes on after the restart)."""
+        if stop_requested():
+            return [], StatefulBatchLogic.RETAIN
         journeys = self.shard.flush_identities()
         if not journeys:
             return [], StatefulBatchLogic.RETAIN
@@ -183,7 +187,10 @@ class JourneysLogic(StatefulBatchLogic[JourneyBatch | bytes, JourneyBatchResult,
         return [self._stamped(result)], StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[JourneyBatchResult], bool]:
-        """A bounded input ended (a back-fill): every open session is final."""
+        """A bounded input ended (a back-fill): every open session is final (not on a requested
+        stop: they stay open in the saved state)."""
+        if stop_requested():
+            return [], StatefulBatchLogic.RETAIN
         self.journeys.upstream_ms = max(self.journeys.upstream_ms, self._upstream.at_end())
         result = self.journeys.flush(self._segments)
         return [self._stamped(result)], StatefulBatchLogic.RETAIN

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 import redis
 import s3fs
@@ -67,6 +69,10 @@ def _summary(
     return table, (now, valid)
 
 
+def _interrupt(number: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     """Bring up the stack, start the simulator and the job, and show figures until Ctrl-C."""
     console = Console()
@@ -119,6 +125,10 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     )  # fmt: skip
     fs = s3fs.S3FileSystem(**settings.storage_options())
     previous = (time.monotonic(), 0)
+    # A closed terminal (SIGHUP) or a kill (SIGTERM) stops the demo as Ctrl-C does: the job
+    # saves its state and exits, the simulator stops, nothing is left running.
+    for number in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, _interrupt)
     try:
         with Live(console=console, refresh_per_second=2) as live:
             while True:
@@ -134,8 +144,8 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     finally:
         for process in (simulator, job):
             process.terminate()
-        for process in (simulator, job):
-            process.wait(timeout=30)
+        simulator.wait(timeout=30)
+        job.wait(timeout=settings.stop_grace_s + 10)
     prefix = settings.redis_prefix
     dlq_topics = ", ".join(settings.dlq_topic_for(t) for t in settings.events_topics)
     console.print(

@@ -40,6 +40,7 @@ from state.archive_layout import OFFERS_TABLE
 from state.customer_store import CustomerProfile
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
+from state.stop import stop_requested
 
 Clock = Callable[[], float]
 OFFERS_PER_MINUTE = "offers_per_minute"
@@ -175,7 +176,10 @@ class OffersLogic(StatefulBatchLogic[OffersBatch | bytes, OffersOutput, bytes]):
         return self._output(result), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[OffersOutput], bool]:
-        """A bounded input ended (a back-fill): decide every pending offer now."""
+        """A bounded input ended (a back-fill): decide every pending offer now (not on a
+        requested stop: pending offers wait in the saved state for their time)."""
+        if stop_requested():
+            return [], StatefulBatchLogic.RETAIN
         self._low_ms = max(self._low_ms, self._upstream.at_end())
         now_ms = int(self._clock() * 1000)
         campaigns = self._campaigns().current()

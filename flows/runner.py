@@ -16,6 +16,7 @@ from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from flows import shutdown
 from flows.dataflow import build_flow
 from flows.exchange import Placement
 from flows.settings import Settings
@@ -136,6 +137,7 @@ def execute(
     """Run a built dataflow as the job does: GC tuned, recovery store and epochs from settings."""
     recovery = prepare_recovery(settings.recovery_dir) if settings.recovery_dir else None
     tune_gc()
+    shutdown.install(settings.stop_grace_s)
     cli_main(
         flow,
         workers_per_process=workers,
@@ -144,3 +146,4 @@ def execute(
         epoch_interval=timedelta(seconds=settings.epoch_interval_s),
         recovery_config=recovery,
     )
+    shutdown.stopped_cleanly()

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
 
     recovery_dir: Path | None = Field(None, description="Bytewax recovery store; off when unset.")
     epoch_interval_s: float = Field(10.0, gt=0, le=600)
+    stop_grace_s: float = Field(
+        60.0,
+        gt=0,
+        description="After SIGTERM, SIGINT or SIGHUP, how long the job may take to save its last "
+        "epoch and exit 0 before it exits at once with status 1.",
+    )
     shard_count: int = Field(
         128, ge=1, le=4096, description="Fixed for the life of a recovery store."
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from state.records import RawMessage, idle_mark
+from state.stop import stop_requested
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -36,6 +37,8 @@ class _FilePartition(StatefulSourcePartition[RawMessage, int]):
             self._line_no += 1
 
     def next_batch(self) -> list[RawMessage]:
+        if stop_requested():
+            raise StopIteration
         batch: list[RawMessage] = []
         source = self._source
         for line in self._lines:

@@ -23,6 +23,7 @@ from confluent_kafka.admin import AdminClient
 
 from sources.alignment import ReadAlignment
 from state.records import RawMessage, idle_mark, lag_mark
+from state.stop import stop_requested
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
         return None
 
     def next_batch(self) -> list[RawMessage]:
-        if self._eof:
+        if self._eof or stop_requested():
             raise StopIteration
         if self._hold():
             return []
