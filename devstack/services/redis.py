@@ -37,7 +37,8 @@ def server_binary() -> Path:
 
 
 class Redis(Service):
-    """A Redis-protocol server on the host and port of ``redis_url``, without persistence."""
+    """A Redis-protocol server on the host and port of ``redis_url``, keeping its data across a
+    restart as a production Redis would (an append-only file under ``.stack/data/redis``)."""
 
     name = "redis"
     title = "Redis"
@@ -72,7 +73,8 @@ class Redis(Service):
         server_binary()
 
     def command(self) -> list[str]:
-        """The server on the configured port, loopback only, persisting nothing."""
+        """The server on the configured port, loopback only, every write appended to its file
+        (flushed every second): the customer store and the figures survive a restart."""
         bind = "127.0.0.1" if self.host == "localhost" else self.host
         command = [
             str(server_binary()),
@@ -83,7 +85,9 @@ class Redis(Service):
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(self.data_dir),
             "--daemonize",

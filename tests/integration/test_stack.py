@@ -6,9 +6,11 @@ settings, so pointed at a real deployment this checks that instead.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from devstack import StackPaths, status
+from devstack import StackPaths, down, status, up
 from devstack.base import Service
 from devstack.services import S3, SERVICES, Kafka, Redis
 from devstack.services.kafka import HEALTHCHECK_TOPIC, round_trip
@@ -69,3 +71,25 @@ def test_s3_lists_the_settings_bucket(settings: Settings) -> None:
     s3 = S3(settings, StackPaths.default())
     names = {bucket["Name"] for bucket in s3.client().list_buckets()["Buckets"]}
     assert settings.s3_bucket in names
+
+
+def test_redis_keeps_its_data_across_a_restart(tmp_path: Path) -> None:
+    """A Redis of the stack's own (its own folder and port) stopped and started again still has
+    what was written: the customer store and the figures do not vanish with a restart."""
+    import redis
+
+    settings = load_settings(redis_url="redis://127.0.0.1:6391/0")
+    paths = StackPaths(tmp_path)
+    up(["redis"], settings, paths)
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        client.hset("cs:customers:v1:0", "C1", b"profile")
+        client.close()
+        down(["redis"], settings, paths)
+        assert not Redis(settings, paths).status().ready
+        up(["redis"], settings, paths)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        assert client.hget("cs:customers:v1:0", "C1") == b"profile"
+        client.close()
+    finally:
+        down(["redis"], settings, paths)
