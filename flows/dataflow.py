@@ -603,7 +603,11 @@ def build_flow(
         ),
         lambda kv: kv[1],
     )
-    op.output("redis", redis_writes, redis_sink or RedisProjectionSink(settings.redis_url))
+    op.output(
+        "redis",
+        redis_writes,
+        redis_sink or RedisProjectionSink(settings.redis_url, settings.outage_limit_s),
+    )
 
     rows = op.flat_map(
         "archive_rows", shard_out, _route_archive(Exchange(list[Arrival], placement))
@@ -638,6 +642,7 @@ def build_flow(
             settings.s3_prefix,
             settings.storage_options(),
             workers=workers,
+            outage_limit_s=settings.outage_limit_s,
         ),
     )
 

@@ -26,6 +26,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.archive_steps import hour_archive_logic, refuse_archive_in_shard, table_rows
 from flows.exchange import Exchange, Placement
+from flows.profiles import lazy_profile_lookup
 from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
@@ -37,7 +38,6 @@ from operators.offer_archive import OfferArchive, OfferRow, offer_rows
 from operators.shard_state import PIPELINE, ShardBatchResult
 from operators.totals import FIGURES, FigureDeltas
 from state.archive_layout import OFFERS_TABLE
-from state.customer_store import CustomerProfile
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 from state.stop import stop_requested
@@ -109,26 +109,6 @@ def offers_config(settings: Settings) -> OffersConfig:
         rule_timeout_ms=settings.offers_rule_timeout_ms,
         release_grace_ms=round(settings.offers_release_grace_s * 1000),
     )
-
-
-def lazy_profile_lookup(settings: Settings) -> ProfileLookup:
-    """Profiles from the customer store, connecting on first use (in the worker)."""
-    reader: list[Any] = []
-
-    def lookup(customer_ids: Iterable[str]) -> dict[str, CustomerProfile]:
-        if not reader:
-            import redis
-
-            from state.customer_store import CustomerProfiles
-
-            client = redis.Redis.from_url(settings.redis_url)
-            reader.append(
-                CustomerProfiles(client, settings.redis_prefix, settings.customer_cache_size)
-            )
-        found: dict[str, CustomerProfile] = reader[0].get_many(customer_ids)
-        return found
-
-    return lookup
 
 
 class OffersLogic(StatefulBatchLogic[OffersBatch | bytes, OffersOutput, bytes]):

@@ -16,13 +16,14 @@ from bytewax.inputs import Source
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
-from flows import shutdown
+from flows import health, shutdown
 from flows.dataflow import build_flow
 from flows.exchange import Placement
 from flows.settings import Settings
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
+from state.outage import quiet_dropped_connections
 
 
 def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
@@ -123,6 +124,9 @@ def run_job(
         cache = Path(tempfile.gettempdir()) / f"bank-clickstream-api-{os.getpid()}"
         cache.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("BYTEWAX_DATAFLOW_API_CACHE_PATH", str(cache))
+    quiet_dropped_connections()
+    if settings.health_port:
+        health.serve(settings.health_port + (process_id or 0))
     execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
 
 

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
 
     recovery_dir: Path | None = Field(None, description="Bytewax recovery store; off when unset.")
     epoch_interval_s: float = Field(10.0, gt=0, le=600)
+    outage_limit_s: float = Field(
+        600.0,
+        gt=0,
+        description="How long Redis or S3 may be unreachable while the job waits (holding the "
+        "stream) before it stops with status 1.",
+    )
     stop_grace_s: float = Field(
         60.0,
         gt=0,
@@ -173,6 +179,12 @@ class Settings(BaseSettings):
     )
 
     api_port: int = Field(3030, ge=1, le=65535, description="Bytewax API and metrics port.")
+    health_port: int = Field(
+        3130,
+        ge=0,
+        le=65535,
+        description="Port of /live and /ready (plus the process id in a cluster); 0 turns it off.",
+    )
 
     @field_validator("events_topics", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ rewrite of the same name after a replay replaces it.
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import zlib
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from state.archive_layout import (
     TIMESTAMP,
     archived_identity,
 )
+from state.outage import DEFAULT_LIMIT_S, Outage, redact, s3_unreachable
 from state.records import ArchiveObject, Arrival
 
 ROW_GROUP_ROWS = 128 * 1024
@@ -151,17 +153,46 @@ def parquet_bytes(table: pa.Table) -> bytes:
 class ArchiveWriter:
     """Writes archive objects under ``s3://bucket/prefix/``."""
 
-    def __init__(self, bucket: str, prefix: str, storage_options: dict[str, Any]) -> None:
-        """Connect to the bucket, creating it when it does not exist."""
-        self._fs = s3fs.S3FileSystem(**storage_options)
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        storage_options: dict[str, Any],
+        outage_limit_s: float = DEFAULT_LIMIT_S,
+    ) -> None:
+        """Connect to the bucket, creating it when it does not exist; an outage of S3 of up to
+        ``outage_limit_s`` is waited out (see :mod:`state.outage`)."""
+        # Fail fast (two attempts, short connect timeout) and let the outage wait with its
+        # backoff and say so: s3fs's own retries would hide a minute's outage in silence.
+        config = {
+            **storage_options.get("config_kwargs", {}),
+            "retries": {"max_attempts": 2, "mode": "standard"},
+            "connect_timeout": 5,
+            "read_timeout": 60,
+        }
+        self._fs = s3fs.S3FileSystem(
+            **{**storage_options, "config_kwargs": config}, skip_instance_cache=True
+        )
+        self._fs.retries = 1
         self._root = f"{bucket}/{prefix.strip('/')}" if prefix.strip("/") else bucket
-        if not self._fs.exists(bucket):
+        endpoint = storage_options.get("client_kwargs", {}).get("endpoint_url")
+        where = redact(endpoint) if endpoint else "AWS S3"
+        self._outage = Outage("S3", where, s3_unreachable, outage_limit_s)
+        self._outage.call(lambda: self._ensure_bucket(bucket))
+
+    def _ensure_bucket(self, bucket: str) -> None:
+        # ``exists`` answers False when S3 cannot be reached; ``mkdir`` then raises the outage's
+        # error (waited out), or finds the bucket there after all.
+        if self._fs.exists(bucket):
+            return
+        with contextlib.suppress(FileExistsError):
             self._fs.mkdir(bucket)
 
     def write(self, obj: ArchiveObject) -> str:
         """Upload one object; return its path (without the ``s3://`` scheme)."""
         path = f"{self._root}/{obj.relative_path}"
-        self._fs.pipe_file(path, parquet_bytes(TABLES[obj.table](obj.rows)))
+        data = parquet_bytes(TABLES[obj.table](obj.rows))
+        self._outage.call(lambda: self._fs.pipe_file(path, data))
         return path
 
 
@@ -238,6 +269,7 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
         lanes: int = 2,
         writer: type[ArchiveWriter] = ArchiveWriter,
         workers: int = 1,
+        outage_limit_s: float = DEFAULT_LIMIT_S,
     ) -> None:
         """Create the sink for ``s3://bucket/prefix`` with ``lanes`` upload threads.
 
@@ -245,6 +277,7 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
         ``workers`` is the number of Bytewax workers of the whole cluster.
         """
         self._workers = workers
+        self._outage_limit_s = outage_limit_s
         self._bucket = bucket
         self._prefix = prefix
         self._storage_options = storage_options
@@ -269,5 +302,8 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArchivePartition:
         """A partition; it connects to S3 and starts its upload lanes on its first object."""
         return _ArchivePartition(
-            lambda: self._writer(self._bucket, self._prefix, self._storage_options), self._lanes
+            lambda: self._writer(
+                self._bucket, self._prefix, self._storage_options, self._outage_limit_s
+            ),
+            self._lanes,
         )

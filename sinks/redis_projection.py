@@ -11,9 +11,16 @@ from collections.abc import Iterable
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from state.outage import DEFAULT_LIMIT_S, Outage, redact, redis_unreachable
 from state.records import HashWrite, RedisWrite, StreamEntry, ZSetWrite
 
 _STREAM_ID_TAKEN = "equal or smaller than the target stream top item"
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that fails fast on a dead connection (so that an outage is noticed and waited
+    out, see :mod:`state.outage`) rather than hanging."""
+    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
 
 
 def apply_writes(client: redis.Redis, writes: Iterable[RedisWrite]) -> int:
@@ -59,11 +66,15 @@ def apply_writes(client: redis.Redis, writes: Iterable[RedisWrite]) -> int:
 
 
 class _RedisPartition(StatelessSinkPartition[list[RedisWrite]]):
-    def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url)
+    def __init__(self, url: str, outage: Outage) -> None:
+        self._client = redis_client(url)
+        self._outage = outage
 
     def write_batch(self, items: list[list[RedisWrite]]) -> None:
-        apply_writes(self._client, (write for writes in items for write in writes))
+        writes = [write for batch in items for write in batch]
+        # Every write is an absolute value (a stream entry's repeat is skipped): a pipeline cut
+        # by an outage is written again whole.
+        self._outage.call(lambda: apply_writes(self._client, writes))
 
     def close(self) -> None:
         self._client.close()
@@ -72,10 +83,13 @@ class _RedisPartition(StatelessSinkPartition[list[RedisWrite]]):
 class RedisProjectionSink(DynamicSink[list[RedisWrite]]):
     """Writes lists of :class:`~state.records.RedisWrite` to Redis, one pipeline per batch."""
 
-    def __init__(self, url: str) -> None:
-        """Create the sink for the Redis at ``url``."""
+    def __init__(self, url: str, outage_limit_s: float = DEFAULT_LIMIT_S) -> None:
+        """Create the sink for the Redis at ``url``; it waits out an outage of up to
+        ``outage_limit_s`` (see :mod:`state.outage`)."""
         self._url = url
+        self._outage_limit_s = outage_limit_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisPartition:
         """Open this worker's connection."""
-        return _RedisPartition(self._url)
+        outage = Outage("Redis", redact(self._url), redis_unreachable, self._outage_limit_s)
+        return _RedisPartition(self._url, outage)

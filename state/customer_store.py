@@ -25,6 +25,8 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import redis
 
+from state.outage import Outage
+
 BUCKETS = 1024
 UNKNOWN_SEGMENT = "unknown"
 KNOWN_COLUMNS = ("customer_id", "segment", "sms_consent", "phone", "first_name", "products")
@@ -206,9 +208,12 @@ class CustomerProfiles:
         cache_size: int = 200_000,
         version_check_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        outage: Outage | None = None,
     ) -> None:
-        """Create a reader for the store under ``prefix``."""
+        """Create a reader for the store under ``prefix``; ``outage`` waits out the store's
+        outages (see :mod:`state.outage`), else its errors are raised."""
         self._client = client
+        self._outage = outage
         self._prefix = prefix
         self._cache: OrderedDict[str, CustomerProfile] = OrderedDict()
         self._cache_size = cache_size
@@ -269,7 +274,7 @@ class CustomerProfiles:
             pipe = self._client.pipeline(transaction=False)
             for customer_id in customer_ids:
                 pipe.hget(bucket_key(self._prefix, self._version, customer_id), customer_id)
-            fetched = pipe.execute()
+            fetched = self._call(pipe.execute)
         else:
             fetched = [None] * len(customer_ids)
         found: dict[str, CustomerProfile] = {}
@@ -281,12 +286,15 @@ class CustomerProfiles:
             self._cache.popitem(last=False)
         return found
 
+    def _call(self, action: Callable[[], Any]) -> Any:
+        return action() if self._outage is None else self._outage.call(action)
+
     def _check_version(self) -> None:
         now = self._clock()
         if now - self._checked_at < self._check_s:
             return
         self._checked_at = now
-        raw: Any = self._client.get(current_key(self._prefix))
+        raw: Any = self._call(lambda: self._client.get(current_key(self._prefix)))
         version = None if raw is None else raw.decode()
         if version != self._version:
             self._version = version

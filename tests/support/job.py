@@ -79,12 +79,12 @@ def run_job(
 
 
 def start_job(
-    settings: Settings, source: str, recovery_dir: Path, log: Path
+    settings: Settings, source: str, recovery_dir: Path, log: Path, *, tail: bool = True
 ) -> subprocess.Popen[bytes]:
-    """Start a tailing job in the background (to be killed by a recovery test)."""
+    """Start a job in the background (tailing unless told otherwise)."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            job_command(source, recovery_dir, tail=True),
+            job_command(source, recovery_dir, tail=tail),
             env=settings_env(settings),
             cwd=ROOT,
             stdout=out,
