@@ -14,15 +14,16 @@ an object of its own.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
 from offers.records import Decision, OfferMessage
 from operators.hour_groups import HourGroups
 from state.archive_layout import HOUR_MS, OFFERS_TABLE
-from state.snapshots import decode_snapshot, encode_snapshot
+from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):
@@ -44,8 +45,43 @@ class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):
     latency_ms: int | None
     channel: str | None = None
     """The offer's channel, on a ``sent`` release."""
+    template: str | None = None
+    """The campaign's template of the message sent, on a ``sent`` release: with ``params`` it
+    says what was sent, without the personal data the sent text holds (the first name)."""
+    params: str | None = None
+    """The template's non-personal parameters (JSON), on a ``sent`` release."""
+
+
+PERSONAL_PARAMS = frozenset({"first_name", "phone"})
+"""Template parameters never archived (docs/security.md)."""
+
+_json = msgspec.json.Encoder(order="sorted").encode
+
+
+def archived_params(params: dict[str, Any]) -> str:
+    """An offer's template parameters as the archive keeps them: without personal ones."""
+    return _json({k: v for k, v in params.items() if k not in PERSONAL_PARAMS}).decode()
+
+
+class _OfferRowV1(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """A row as version 1 kept it: with the sent text (personal data), dropped on restore."""
+
+    decision_id: str
+    offer_id: str
+    stage: str
+    outcome: str
+    reason: str | None
+    detail: str | None
+    campaign_id: str
+    campaign_version: int
+    customer_id: str
+    trigger_event_id: str
+    trigger_ms: int
+    decided_at_ms: int
+    send_at_ms: int | None
+    latency_ms: int | None
+    channel: str | None = None
     text: str | None = None
-    """The message sent, on a ``sent`` release."""
 
 
 def _ms(text: str) -> int:
@@ -54,7 +90,8 @@ def _ms(text: str) -> int:
 
 
 def offer_rows(decisions: list[Decision], offers: list[OfferMessage]) -> list[OfferRow]:
-    """The rows of a batch of decisions; a ``sent`` release carries its offer's channel and text."""
+    """The rows of a batch of decisions; a ``sent`` release carries its offer's channel,
+    template and non-personal parameters."""
     sent = {o.offer_id: o for o in offers}
     rows = []
     for d in decisions:
@@ -76,7 +113,8 @@ def offer_rows(decisions: list[Decision], offers: list[OfferMessage]) -> list[Of
                 None if d.send_at is None else _ms(d.send_at),
                 d.latency_ms,
                 None if offer is None else offer.channel,
-                None if offer is None else offer.text,
+                None if offer is None else offer.template,
+                None if offer is None else archived_params(offer.params),
             )
         )
     return rows
@@ -97,6 +135,28 @@ def _trigger_ms(row: OfferRow) -> int:
 
 def _decision_id(row: OfferRow) -> str:
     return row.decision_id
+
+
+class _OfferArchiveSnapshotV1(msgspec.Struct, frozen=True):
+    version: int
+    groups: dict[int, list[_OfferRowV1]]
+    retired_below: int
+    shard: str
+
+
+def _migrate(version: int, snapshot: bytes) -> OfferArchiveSnapshot:
+    """Version 1 kept each sent offer's text; its rows come back without it (the objects they
+    are rewritten into then hold no personal data either)."""
+    if version != 1:
+        msg = f"OfferArchiveSnapshot version {version!r} cannot be restored (this code reads 1, 2)"
+        raise SnapshotVersionError(msg)
+    old = msgspec.msgpack.decode(snapshot, type=_OfferArchiveSnapshotV1)
+    fields = [f for f in OfferRow.__struct_fields__ if f not in ("template", "params")]
+    groups = {
+        hour: [OfferRow(**{f: getattr(row, f) for f in fields}) for row in rows]
+        for hour, rows in old.groups.items()
+    }
+    return OfferArchiveSnapshot(SNAPSHOT_VERSION, groups, old.retired_below, old.shard)
 
 
 class OfferArchive(HourGroups[OfferRow]):
@@ -122,7 +182,9 @@ class OfferArchive(HourGroups[OfferRow]):
         self._waiting: dict[int, set[str]] = {}
         """Hour → offers matched as pending in it and not released yet (derived, not stored)."""
         if snapshot is not None:
-            state = decode_snapshot(snapshot, OfferArchiveSnapshot, SNAPSHOT_VERSION)
+            state = decode_snapshot(
+                snapshot, OfferArchiveSnapshot, SNAPSHOT_VERSION, migrate=_migrate
+            )
             self._restore(state.groups, state.retired_below, state.shard)
             for hour, rows in self._groups.items():
                 for row in rows:

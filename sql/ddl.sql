@@ -78,7 +78,8 @@ CREATE TABLE IF NOT EXISTS {catalog}.{schema}.offers (
     send_at timestamp(3),
     latency_ms bigint,
     channel varchar,
-    text varchar,
+    template varchar,
+    params varchar,
     dt varchar,
     hour varchar
 )

@@ -89,7 +89,8 @@ OFFERS_SCHEMA = pa.schema(
         ("send_at", TIMESTAMP),
         ("latency_ms", pa.int64()),
         ("channel", pa.string()),
-        ("text", pa.string()),
+        ("template", pa.string()),
+        ("params", pa.string()),
     ]
 )
 SCHEMAS = {

@@ -6,6 +6,7 @@ every decision once, and the uplift report gives the figures computed from the i
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -203,6 +204,7 @@ OBJECT_NAME = re.compile(r".*/offers-\d{2}(-late-[0-9a-f]{24}-release)?\.parquet
 
 def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: OffersRun) -> None:
     settings, expected = offers_run.settings, offers_run.expected
+    customers = offers_run.customers
     rows = archive_rows(offers_run.services.s3, settings, "offers")
     assert offers_run.written_before_the_crash > 0
     # Once each, although the crash made the job decide (and write) part of them twice.
@@ -232,9 +234,17 @@ def test_the_archive_holds_every_decision_once_across_the_crash(offers_run: Offe
         assert OBJECT_NAME.fullmatch(row["_object"]), row["_object"]
         sent = row["stage"] == "release" and row["outcome"] == "sent"
         offer = offers.get(row["offer_id"]) if sent else None
-        assert (row["channel"], row["text"]) == (
-            (offer["channel"], offer["text"]) if offer is not None else (None, None)
+        assert (row["channel"], row["template"]) == (
+            (offer["channel"], offer["template"]) if offer is not None else (None, None)
         )
+        if offer is not None:
+            # What was sent, without the personal data the sent text holds.
+            non_personal = {k: v for k, v in offer["params"].items() if k != "first_name"}
+            assert json.loads(row["params"]) == non_personal
+            first_name = customers[row["customer_id"]]["first_name"]
+            assert all(first_name not in str(value) for value in row.values()), row
+        else:
+            assert row["params"] is None
     # One object per trigger hour for every offers shard together (one table part).
     by_hour = Counter((r["_dt"], r["_hour"], r["_object"]) for r in rows)
     assert len({(dt, hour) for dt, hour, _ in by_hour}) == len(by_hour), by_hour

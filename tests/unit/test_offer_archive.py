@@ -102,8 +102,10 @@ def test_an_offer_held_over_the_quiet_hours_keeps_its_hour_open_until_its_releas
     assert (match.stage, match.outcome, match.reason) == ("match", "pending", "quiet_hours")
     assert (release.stage, release.outcome) == ("release", "sent")
     assert release.decision_id == f"{match.offer_id}:release"
-    assert (release.channel, release.text) == ("sms", "Ola: a loan of 5000")
-    assert (match.channel, match.text) == (None, None)
+    # The template and its non-personal parameters, not the text with the customer's name.
+    assert (release.channel, release.template) == ("sms", "{first_name}: a loan of {limit}")
+    assert release.params == '{"limit":5000}'
+    assert (match.channel, match.template, match.params) == (None, None, None)
     assert release.send_at_ms == ms(MORNING) == match.send_at_ms
     assert match.trigger_ms == release.trigger_ms == ms(EVENING)
     # Final: the input moving on writes nothing more.
@@ -198,3 +200,22 @@ def test_older_snapshot_formats_are_restored_or_refused_with_what_to_do() -> Non
     future = msgspec.msgpack.encode({"version": 7, "offers": b""})
     with pytest.raises(SnapshotVersionError, match="version 7 cannot be restored"):
         Run((future, Run().table.snapshot()))
+
+
+def test_a_version_1_store_restores_its_rows_without_the_sent_text() -> None:
+    """Version 1 kept each sent offer's text, with the customer's first name: restored, the rows
+    keep everything but it, and the objects rewritten from them hold no name."""
+    hour = ms(EVENING) // 3_600_000
+    row = [
+        "o1:release", "o1", "release", "sent", None, None, "loan", 1, "C1", "e1",
+        ms(EVENING), ms(EVENING), ms(MORNING), 5, "sms", "Ola: a loan of 5000",
+    ]  # fmt: skip
+    v1 = msgspec.msgpack.encode(
+        {"version": 1, "groups": {hour: [row]}, "retired_below": 0, "shard": "offers-00"}
+    )
+    archive = OfferArchive(30.0, 3 * 3_600_000, 48 * 3_600_000, v1)
+    assert b"Ola" not in archive.snapshot()
+    archive.mark_all_dirty(0.0)  # as the step does after a restore
+    [restored] = [r for obj in archive.flush_all() for r in obj.rows]
+    assert (restored.decision_id, restored.channel) == ("o1:release", "sms")
+    assert (restored.template, restored.params) == (None, None)
