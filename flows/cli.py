@@ -87,9 +87,8 @@ def run(
 @app.command("settings")
 def show_settings() -> None:
     """Print the effective configuration (secrets masked)."""
-    settings = _settings()
-    for name, value in settings.model_dump().items():
-        typer.echo(f"CLICKSTREAM_{name.upper()}={value}")
+    for name, value in _settings().masked().items():
+        typer.echo(f"{name}={value}")
 
 
 @app.command()

@@ -6,8 +6,10 @@ setting instead of somewhere in the middle of the stream.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -258,6 +260,20 @@ class Settings(BaseSettings):
             env[f"CLICKSTREAM_{name.upper()}"] = text
         return env
 
+    def masked(self) -> dict[str, str]:
+        """The settings as ``CLICKSTREAM_*`` variables for people to read: secrets and the
+        passwords in URLs masked."""
+        shown: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                text = "**********" if value.get_secret_value() else ""
+            elif isinstance(value, str):
+                text = _mask_password(value)
+            else:
+                text = str(value)
+            shown[f"CLICKSTREAM_{name.upper()}"] = text
+        return shown
+
     def storage_options(self) -> dict[str, object]:
         """s3fs options for the archive bucket."""
         client_kwargs: dict[str, object] = {}
@@ -271,6 +287,17 @@ class Settings(BaseSettings):
             "client_kwargs": client_kwargs,
             "config_kwargs": {"s3": {"addressing_style": "path"}},
         }
+
+
+def _mask_password(text: str) -> str:
+    """A URL with its password (``scheme://user:password@host``) masked; other text as is."""
+    parts = urlsplit(text)
+    if not parts.scheme or parts.password is None:
+        return text
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:**********@{host}{port}"))
 
 
 def _parse_funnels(text: str) -> tuple[Funnel, ...]:
@@ -296,7 +323,11 @@ def load_settings(**overrides: object) -> Settings:
     Raises:
         SettingsError: naming each bad setting and what is wrong with it.
     """
+    secrets_dir = os.environ.get("CLICKSTREAM_SECRETS_DIR")
     try:
+        if secrets_dir:
+            # One file per secret, named as its variable (a mounted Kubernetes Secret).
+            return Settings(_secrets_dir=secrets_dir, **overrides)  # type: ignore[arg-type,call-arg]
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []

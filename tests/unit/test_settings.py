@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
 from flows.settings import SettingsError, load_settings
 
 
@@ -44,3 +48,32 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.shard_count = 3
+
+
+def test_clickstream_settings_masks_secrets_and_url_passwords() -> None:
+    result = CliRunner().invoke(
+        app,
+        ["settings"],
+        env={
+            "CLICKSTREAM_S3_SECRET_ACCESS_KEY": "hunter2",
+            "CLICKSTREAM_REDIS_URL": "redis://default:s3cret@redis.bank.internal:6380/0",
+        },
+    )
+    assert result.exit_code == 0, result.output
+    assert "hunter2" not in result.output and "s3cret" not in result.output
+    assert "CLICKSTREAM_REDIS_URL=redis://default:**********@redis.bank.internal:6380/0" in (
+        result.output
+    )
+    assert "CLICKSTREAM_S3_SECRET_ACCESS_KEY=**********" in result.output
+
+
+def test_secrets_come_from_mounted_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A Kubernetes Secret mounted as files, one per variable, named as the variable."""
+    (tmp_path / "CLICKSTREAM_S3_SECRET_ACCESS_KEY").write_text("from-the-secret")
+    (tmp_path / "CLICKSTREAM_REDIS_URL").write_text("redis://:pw@redis.bank.internal:6379/0")
+    monkeypatch.setenv("CLICKSTREAM_SECRETS_DIR", str(tmp_path))
+    monkeypatch.delenv("CLICKSTREAM_S3_SECRET_ACCESS_KEY", raising=False)
+    monkeypatch.delenv("CLICKSTREAM_REDIS_URL", raising=False)
+    settings = load_settings()
+    assert settings.s3_secret_access_key.get_secret_value() == "from-the-secret"
+    assert settings.redis_url == "redis://:pw@redis.bank.internal:6379/0"
