@@ -191,8 +191,11 @@ class MinuteSeries:
             if self._family.with_total:
                 fields["total"] = sum(per_type.values())
             max_len = self._retention_s // 60
-            series = self._keys.series(self._family.name)
-            writes.append(StreamEntry(series, minute_ms, fields, max_len))
+            if minute_ms >= 0:
+                # A stream's entry ids start at 1970: a minute before it (an event the contract
+                # accepts, dated in year 1) stays in its minute hash, not in the series.
+                series = self._keys.series(self._family.name)
+                writes.append(StreamEntry(series, minute_ms, fields, max_len))
             self._closed_through_ms = minute_ms
         # Closed minutes older than the retention are no longer needed in state.
         horizon = self._max_minute_ms - self._retention_s * 1000

@@ -104,6 +104,14 @@ class BatchDecoder:
                 reason = f"message is {len(value)} bytes, over the limit of {limit} bytes"
                 dead.append(_dead(message, "validate", "TooLarge", reason, failed_at))
                 continue
+            if not value.isascii():
+                # msgspec checks the UTF-8 of what it decodes, not of an unknown field it skips.
+                try:
+                    value.decode()
+                except UnicodeDecodeError as exc:
+                    reason = f"not valid UTF-8: {exc}"
+                    dead.append(_dead(message, "decode", "InvalidUtf8", reason, failed_at))
+                    continue
             try:
                 event = decode(value)
             except msgspec.ValidationError as exc:

@@ -34,7 +34,8 @@ def is_valid(value: bytes) -> bool:
     if len(value) > LIMIT:
         return False
     try:
-        event = json.loads(value)
+        # Strict UTF-8 (json.loads of bytes would let an encoded surrogate through).
+        event = json.loads(value.decode("utf-8"))
     except ValueError:
         return False
     if not isinstance(event, dict):
@@ -44,7 +45,10 @@ def is_valid(value: bytes) -> bool:
         return False
     if parse_time(event.get("event_time")) is None:
         return False
-    if event.get("event_type") not in TYPES or event.get("channel") not in CHANNELS:
+    event_type, channel = event.get("event_type"), event.get("channel")
+    if not isinstance(event_type, str) or not isinstance(channel, str):
+        return False
+    if event_type not in TYPES or channel not in CHANNELS:
         return False
     customer, device = event.get("customer_id"), event.get("device_id")
     if customer is None and device is None:
