@@ -514,9 +514,11 @@ def build_flow(
             wait_for_epoch=wait_for_epoch,
             placement=placement,
         )
-        op.output(
-            "offers_out", offers.messages, offers_sink or KafkaTopicsSink(settings.kafka_brokers)
+        # An offer replayed after a crash is not sent again (one SMS per offer).
+        offers_out = offers_sink or KafkaTopicsSink(
+            settings.kafka_brokers, once_topic=settings.offers_topic
         )
+        op.output("offers_out", offers.messages, offers_out)
         figure_deltas = op.merge("all_figures", figure_deltas, offers.figures)
         offer_objects.append(offers.objects)
         pipeline_deltas.append(offers.pipeline)

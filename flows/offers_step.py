@@ -37,6 +37,7 @@ from operators.hour_groups import TableRows
 from operators.offer_archive import OfferArchive, OfferRow, offer_rows
 from operators.shard_state import PIPELINE, ShardBatchResult
 from operators.totals import FIGURES, FigureDeltas
+from sinks.kafka_topics import ID_HEADER
 from state.archive_layout import OFFERS_TABLE
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
@@ -235,7 +236,12 @@ def _messages(settings: Settings) -> Callable[[tuple[str, OffersOutput]], list[M
     def messages(item: tuple[str, OffersOutput]) -> list[Message]:
         result = item[1].result
         out = [
-            KafkaSinkMessage(o.customer_id.encode(), _encode(o), topic=offers_topic)
+            KafkaSinkMessage(
+                o.customer_id.encode(),
+                _encode(o),
+                topic=offers_topic,
+                headers=[(ID_HEADER, o.offer_id.encode())],
+            )
             for o in result.offers
         ]
         out.extend(

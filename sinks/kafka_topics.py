@@ -6,15 +6,23 @@ silently, while the epoch's snapshot already counts it as written. This sink wai
 report of the batch and raises when one failed, so the job stops before that epoch is
 snapshotted; restarted from the recovery store, it replays the batch and writes it again
 (subscribers dedupe by the messages' ids).
+
+On the offers topic a replay must not send an offer twice (one SMS per offer): the sink can be
+told a topic whose messages carry an ``offer_id`` header; it then reads the ids already on that
+topic (the last days of it) when it starts, and skips a message whose id is there or was
+written since.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+ID_HEADER = "offer_id"
 
 Message = KafkaSinkMessage[bytes | None, bytes | None]
 
@@ -23,11 +31,74 @@ class DeliveryFailedError(RuntimeError):
     """Kafka did not take some messages of a batch; the job must stop and replay it."""
 
 
+def ids_on_topic(config: dict[str, Any], topic: str, since_ms: int) -> set[bytes]:
+    """The ``offer_id`` headers of every message on ``topic`` written since ``since_ms``."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": config["bootstrap.servers"],
+            "group.id": "clickstream-offers-dedupe",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            return set()
+        starts = consumer.offsets_for_times(
+            [TopicPartition(topic, p, since_ms) for p in metadata.partitions], timeout=30
+        )
+        assigned = [tp for tp in starts if tp.offset >= 0]
+        if not assigned:
+            return set()
+        consumer.assign(assigned)
+        ids: set[bytes] = set()
+        open_partitions = {tp.partition for tp in assigned}
+        while open_partitions:
+            for message in consumer.consume(10_000, 5.0):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        open_partitions.discard(message.partition())
+                        continue
+                    msg = f"cannot read {topic} to skip the offers already sent: {error.str()}"
+                    raise DeliveryFailedError(msg)
+                headers = message.headers() or []
+                pairs = headers.items() if isinstance(headers, dict) else headers
+                for name, value in pairs:
+                    if name == ID_HEADER and isinstance(value, bytes):
+                        ids.add(value)
+        return ids
+    finally:
+        consumer.close()
+
+
 class _Partition(StatelessSinkPartition[Message]):
-    def __init__(self, config: dict[str, Any], flush_timeout_s: float) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        flush_timeout_s: float,
+        once_topic: str | None = None,
+        once_window_s: float = 0.0,
+    ) -> None:
         self._producer = Producer(config)
         self._flush_timeout_s = flush_timeout_s
         self._failures: list[str] = []
+        self._once_topic = once_topic
+        self._sent: set[bytes] = set()
+        if once_topic is not None:
+            since_ms = int((time.time() - once_window_s) * 1000)
+            self._sent = ids_on_topic(config, once_topic, since_ms)
+
+    def _already_sent(self, item: Message) -> bool:
+        if item.topic != self._once_topic or not item.headers:
+            return False
+        for name, value in item.headers:
+            if name == ID_HEADER and isinstance(value, bytes):
+                if value in self._sent:
+                    return True
+                self._sent.add(value)
+        return False
 
     def _report(self, error: KafkaError | None, message: Any) -> None:
         if error is not None:
@@ -40,6 +111,8 @@ class _Partition(StatelessSinkPartition[Message]):
             if item.topic is None:
                 msg = f"no topic for a message with key {item.key!r}"
                 raise DeliveryFailedError(msg)
+            if self._already_sent(item):
+                continue
             headers: Any = item.headers or None
             while True:
                 try:
@@ -70,8 +143,14 @@ class KafkaTopicsSink(DynamicSink[Message]):
         *,
         flush_timeout_s: float = 60.0,
         config: dict[str, Any] | None = None,
+        once_topic: str | None = None,
+        once_window_s: float = 7 * 86_400.0,
     ) -> None:
-        """A sink for these brokers; ``config`` adds librdkafka producer settings."""
+        """A sink for these brokers; ``config`` adds librdkafka producer settings. A message
+        to ``once_topic`` with an ``offer_id`` header already written there in the last
+        ``once_window_s`` (or by this sink since it started) is not written again."""
+        self._once_topic = once_topic
+        self._once_window_s = once_window_s
         self._config: dict[str, Any] = {
             "bootstrap.servers": ",".join(brokers),
             "enable.idempotence": True,
@@ -82,4 +161,6 @@ class KafkaTopicsSink(DynamicSink[Message]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
         """One producer per worker."""
-        return _Partition(self._config, self._flush_timeout_s)
+        return _Partition(
+            self._config, self._flush_timeout_s, self._once_topic, self._once_window_s
+        )

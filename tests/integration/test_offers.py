@@ -156,6 +156,8 @@ def test_offers_are_exactly_the_expected_ones_across_a_crash(offers_run: OffersR
 
     offers = [msgspec.json.decode(v) for v in topic_values(settings, settings.offers_topic)]
     ids = {o["offer_id"] for o in offers}
+    twice = [i for i, n in Counter(o["offer_id"] for o in offers).items() if n > 1]
+    assert not twice, f"{len(twice)} offers on the topic twice (the SMS would go twice)"
     missing = set(expected.sent) - ids
     unexpected = ids - set(expected.sent)
     assert not missing and not unexpected, (len(missing), len(unexpected), log.read_text()[-3000:])
