@@ -10,7 +10,7 @@ NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SOURCES) | cksum | cut -d' 
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint stack-up stack-down stack-status bench dashboard-pictures clean
+.PHONY: install demo test nightly lint stack-up stack-down stack-status bench dashboard-pictures clean
 
 install: $(STAMP) $(NATIVE_STAMP)
 
@@ -34,6 +34,9 @@ demo: install
 
 test: install
 	bash scripts/test.sh
+
+nightly: install
+	bash scripts/nightly.sh
 
 lint: install
 	$(BIN)/ruff check .

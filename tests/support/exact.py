@@ -24,9 +24,9 @@ def ints(value: Any) -> dict[str, int] | None:
 def assert_journeys_exact(dump: dict[str, Any], expected: Figures, prefix: str) -> None:
     """Every journey key family, the journeys line chart and the conversion rates."""
     for key, fields in expected.hashes.items():
-        assert ints(dump.get(key)) == dict(fields), key
+        assert ints(dump.get(key)) == dict(fields), (key, ints(dump.get(key)), dict(fields))
     for key, members in expected.zsets.items():
-        assert ints(dump.get(key)) == dict(members), key
+        assert ints(dump.get(key)) == dict(members), (key, ints(dump.get(key)), dict(members))
     written = {
         k
         for k in dump
@@ -55,9 +55,9 @@ def assert_journeys_exact(dump: dict[str, Any], expected: Figures, prefix: str) 
 
 def assert_sessions_exact(archived: list[dict[str, Any]], expected: Figures) -> None:
     """The archive's sessions table holds every session once, as the definitions give them."""
-    assert sorted((r["session_id"], r["identity"], r["event_count"]) for r in archived) == sorted(
-        (s.sid, s.identity, len(s.events)) for s in expected.session_list
-    )
+    got = sorted((r["session_id"], r["identity"], r["event_count"]) for r in archived)
+    want = sorted((s.sid, s.identity, len(s.events)) for s in expected.session_list)
+    assert got == want, (sorted(set(got) - set(want))[:5], sorted(set(want) - set(got))[:5])
 
 
 def figures(dump: dict[str, Any]) -> dict[str, Any]:
