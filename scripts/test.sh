@@ -17,15 +17,7 @@ cargo clippy --manifest-path native/Cargo.toml --all-features --all-targets -q -
 cargo test --manifest-path native/Cargo.toml -q
 
 echo "== local stack"
-started_here=0
-if ! $BIN/clickstream stack status >/dev/null 2>&1; then
-  started_here=1
-fi
-cleanup() {
-  if [ "$started_here" = 1 ]; then $BIN/clickstream stack down || true; fi
-}
-trap cleanup EXIT
-$BIN/clickstream stack up
+source scripts/test-stack.sh
 
 echo "== pytest"
 $BIN/pytest -q -p no:cacheprovider "$@"

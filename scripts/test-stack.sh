@@ -1,0 +1,12 @@
+# Sourced by scripts/test.sh and scripts/nightly.sh: start the local stack for the tests and stop
+# it when the script exits, unless it was already running before.
+BIN=.venv/bin
+started_here=0
+if ! $BIN/clickstream stack status >/dev/null 2>&1; then
+  started_here=1
+fi
+cleanup() {
+  if [ "$started_here" = 1 ]; then $BIN/clickstream stack down || true; fi
+}
+trap cleanup EXIT
+$BIN/clickstream stack up
