@@ -34,17 +34,19 @@ SEED = 20_261_207
 
 
 @pytest.mark.nightly
-@pytest.mark.xfail(
-    reason="known bug, found by this test and also in the code before the native journeys: after "
-    "repeated kills one session (133 events, 4 of them anonymous and stitched) is archived and "
-    "counted as two (13 + 116 events); the offers, decisions and other sessions are exact",
-    strict=False,
-)
 def test_twenty_kills_at_random_points_lose_nothing_and_double_nothing(
     services: Services, tmp_path: Path
 ) -> None:
+    # A busy morning has anonymous runs that reach their login more than the default 15
+    # minutes later; the definitions stitch them whatever the wait, so the job is given the
+    # allowance this traffic needs (with the default, 4 events come late for sessions, with or
+    # without kills: a setting, not a crash, see CLICKSTREAM_STITCH_ALLOWANCE_S).
     settings = with_offers(
-        services.settings, tmp_path / "campaigns", kafka_batch_size=500, offers_holdout_share=0.05
+        services.settings,
+        tmp_path / "campaigns",
+        kafka_batch_size=500,
+        offers_holdout_share=0.05,
+        stitch_allowance_s=7200,
     )
     prepare_topics(settings, "kafka")
     config = SimulationConfig(
@@ -89,6 +91,9 @@ def test_twenty_kills_at_random_points_lose_nothing_and_double_nothing(
 
     reference = figures(events, segment_of, settings.redis_prefix)
     dump = redis_dump(services.redis, settings.redis_prefix)
-    assert int(dump[f"{settings.redis_prefix}:pipeline"]["valid"]) == len(events), where
+    pipeline = dump[f"{settings.redis_prefix}:pipeline"]
+    assert int(pipeline["valid"]) == len(events), where
+    assert "late_for_sessions" not in pipeline and pipeline["late"] == "0", (pipeline, where)
     assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), reference)
-    assert_journeys_exact(dump, reference, settings.redis_prefix)
+    # Three hours of input with a 2.6-hour series delay: only the first minutes are closed.
+    assert_journeys_exact(dump, reference, settings.redis_prefix, series_at_least=10)
