@@ -201,15 +201,6 @@ class Journeys:
         self.core.upstream_ms = value
 
     @property
-    def safe_ms(self) -> int:
-        """Every event still to come for a session of this shard is at or after this time.
-
-        The identity shards' watermark (the input's progress less the allowed lateness), less
-        the time anonymous events may still take to be stitched there.
-        """
-        return self.upstream_ms - self._config.stitch_allowance_ms
-
-    @property
     def open_identities(self) -> int:
         """How many identities have open sessions."""
         return self.core.open_identities
