@@ -76,7 +76,7 @@ def run(
     """
     settings = load_settings()
     source = _TimedKafkaSource(
-        settings.kafka_brokers,
+        settings.kafka_config(),
         settings.events_topics,
         settings.kafka_batch_size,
         tail=False,

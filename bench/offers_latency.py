@@ -157,7 +157,7 @@ class _Reader(threading.Thread):
         self.stop = threading.Event()
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **settings.kafka_config(),
                 "group.id": f"bench-{topic}",
                 "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 5,
@@ -243,9 +243,7 @@ def main(
     decisions = _Reader(settings, settings.offer_decisions_topic)
     offers.start()
     decisions.start()
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "linger.ms": 2, "acks": 1}
-    )
+    producer = Producer({**settings.kafka_config(), "linger.ms": 2, "acks": 1})
     produced_at: dict[str, float] = {}
     try:
         # Event times start now, when production starts (not when the set-up began).

@@ -192,7 +192,7 @@ def produce(
     topics = [topic, settings.dlq_topic_for(topic)]
     if offers:
         topics += [settings.offers_topic, settings.offer_decisions_topic]
-    ensure_topics(settings.kafka_brokers, topics, partitions)
+    ensure_topics(settings.kafka_config(), topics, partitions)
     config = traffic(events, customers, profile=profile, noise=noise)
     if offers:
         with tempfile.TemporaryDirectory() as folder:
@@ -202,7 +202,7 @@ def produce(
             load_customers(client, settings.redis_prefix, extract)
     console.print(f"producing {config.event_count:,} events to {topic} ({partitions} partitions)")
     produce_started = time.perf_counter()
-    with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:
+    with KafkaWriter(settings.kafka_config(), topic) as writer:
         summary = emit(generate(config), writer, expected_events=config.event_count)
     console.print(f"produced in {time.perf_counter() - produce_started:.1f} s: {summary}")
     return settings, config

@@ -144,18 +144,21 @@ def _store_profiles(settings: Settings) -> ProfileLookup:
     """The customer store in Redis, refusing a store with no extract loaded."""
     import redis
 
+    from sinks.redis_projection import redis_client
     from state.customer_store import CustomerProfiles, current_key
+    from state.outage import redact
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url, settings.redis_options())
     try:
         loaded = client.get(current_key(settings.redis_prefix))
     except redis.RedisError as exc:
-        _fail(f"cannot read the customer store at {settings.redis_url}: {exc}")
+        _fail(f"cannot read the customer store at {redact(settings.redis_url)}: {exc}")
     if loaded is None:
         _fail(
-            f"the customer store (Redis {settings.redis_url}, prefix {settings.redis_prefix}) "
-            "has no extract loaded: every customer would be unknown, without consent. Load one "
-            "with `clickstream customers load FILE`, or give it here with --customers FILE."
+            f"the customer store (Redis {redact(settings.redis_url)}, prefix "
+            f"{settings.redis_prefix}) has no extract loaded: every customer would be unknown, "
+            "without consent. Load one with `clickstream customers load FILE`, or give it here "
+            "with --customers FILE."
         )
     reader = CustomerProfiles(client, settings.redis_prefix, settings.customer_cache_size)
     return reader.get_many

@@ -27,13 +27,12 @@ def load(
     path: Annotated[Path, typer.Argument(help="Extract: CSV (with a header) or .parquet.")],
 ) -> None:
     """Load an extract as a new version and switch the running job to it atomically."""
-    import redis
-
     from flows.settings import load_settings
+    from sinks.redis_projection import redis_client
     from state.customer_store import ExtractError, load_customers
 
     settings = load_settings()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url, settings.redis_options())
     total = _count_rows(path) if path.is_file() else None
     columns = (TextColumn("[bold]loading"), BarColumn(), MofNCompleteColumn(),
                TextColumn("rows"), TimeElapsedColumn())  # fmt: skip

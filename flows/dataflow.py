@@ -516,7 +516,7 @@ def build_flow(
         )
         # An offer replayed after a crash is not sent again (one SMS per offer).
         offers_out = offers_sink or KafkaTopicsSink(
-            settings.kafka_brokers, once_topic=settings.offers_topic
+            settings.kafka_config(), once_topic=settings.offers_topic
         )
         op.output("offers_out", offers.messages, offers_out)
         figure_deltas = op.merge("all_figures", figure_deltas, offers.figures)
@@ -608,7 +608,10 @@ def build_flow(
     op.output(
         "redis",
         redis_writes,
-        redis_sink or RedisProjectionSink(settings.redis_url, settings.outage_limit_s),
+        redis_sink
+        or RedisProjectionSink(
+            settings.redis_url, settings.outage_limit_s, settings.redis_options()
+        ),
     )
 
     rows = op.flat_map(
@@ -654,6 +657,6 @@ def build_flow(
     op.output(
         "dead_letters",
         dlq_messages,
-        dead_letter_sink or KafkaTopicsSink(settings.kafka_brokers),
+        dead_letter_sink or KafkaTopicsSink(settings.kafka_config()),
     )
     return flow

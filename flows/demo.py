@@ -19,10 +19,12 @@ from rich.table import Table
 
 from flows.settings import Settings
 from operators.aggregates import RedisKeys
+from sinks.redis_projection import redis_client
 from sources.customer_sample import write_sample_extract
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig
 from state.customer_store import load_customers
+from state.outage import redact
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
@@ -81,7 +83,7 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     if settings.campaigns_dir is None:
         settings = settings.model_copy(update={"campaigns_dir": ROOT / "campaigns"})
     ensure_topics(
-        settings.kafka_brokers,
+        settings.kafka_config(),
         [
             *settings.events_topics,
             *(settings.dlq_topic_for(t) for t in settings.events_topics),
@@ -94,7 +96,7 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     seed = int(time.time())
     extract = DEMO_DIR / "customers.csv"
     write_sample_extract(extract, SimulationConfig(customers=customers, seed=seed))
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client(settings.redis_url, settings.redis_options())
     report = load_customers(client, settings.redis_prefix, extract)
     console.print(f"Loaded {report.rows:,} customer profiles ({extract}) as {report.version}.")
     job_log = (DEMO_DIR / "job.log").open("ab")
@@ -150,7 +152,7 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
     dlq_topics = ", ".join(settings.dlq_topic_for(t) for t in settings.events_topics)
     console.print(
         "\n[bold]Where to look[/bold]\n"
-        f"  Redis  {settings.redis_url}\n"
+        f"  Redis  {redact(settings.redis_url)}\n"
         f"    HGETALL {prefix}:pipeline                  job health counters\n"
         f"    XRANGE  {prefix}:series:events_by_type - +  events per closed minute\n"
         f"    HGETALL {prefix}:minute:events_by_type:<YYYY-MM-DDTHH:MM>\n"

@@ -96,7 +96,7 @@ def tail(
 
     err.print(f"reading offers from {escape(topic)} as group {escape(group)}", highlight=False)
     with OfferGateway(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_config(),
         topic,
         group,
         from_beginning=from_beginning,

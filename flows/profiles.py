@@ -29,7 +29,7 @@ def customer_profiles(settings: Settings) -> CustomerProfiles:
                 "Redis", redact(settings.redis_url), redis_unreachable, settings.outage_limit_s
             )
             reader = _readers[key] = CustomerProfiles(
-                redis_client(settings.redis_url),
+                redis_client(settings.redis_url, settings.redis_options()),
                 settings.redis_prefix,
                 settings.customer_cache_size,
                 outage=outage,

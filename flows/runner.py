@@ -23,7 +23,7 @@ from flows.settings import Settings
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
-from state.outage import quiet_dropped_connections
+from state.outage import quiet_dropped_connections, redact
 
 
 def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
@@ -34,7 +34,7 @@ def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
     """
     if spec == "kafka":
         return KafkaEventSource(
-            settings.kafka_brokers,
+            settings.kafka_config(),
             settings.events_topics,
             settings.kafka_batch_size,
             tail=tail,
@@ -67,7 +67,38 @@ def prepare_topics(settings: Settings, source_spec: str) -> list[str]:
         topics += [settings.dlq_topic_for(t) for t in settings.events_topics]
     if settings.campaigns_dir is not None:
         topics += [settings.offers_topic, settings.offer_decisions_topic]
-    return ensure_topics(settings.kafka_brokers, topics, settings.kafka_topic_partitions)
+    return ensure_topics(settings.kafka_config(), topics, settings.kafka_topic_partitions)
+
+
+def check_redis_credentials(settings: Settings) -> None:
+    """Fail at start, with the reason, when Redis refuses the job's password or its TLS
+    certificate is not trusted: no wait for an outage would mend either. A Redis that does not
+    answer yet is left to the outage handling (the job waits for it).
+
+    Raises:
+        RuntimeError: naming Redis and why it refused.
+    """
+    import redis
+
+    from sinks.redis_projection import redis_client
+
+    client = redis_client(settings.redis_url, settings.redis_options())
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.ResponseError) as exc:
+        msg = (
+            f"Redis at {redact(settings.redis_url)} refused the job (CLICKSTREAM_REDIS_URL): {exc}"
+        )
+        raise RuntimeError(msg) from None
+    except redis.ConnectionError as exc:
+        if "certificate" in str(exc).lower():
+            msg = (
+                f"Redis at {redact(settings.redis_url)}: TLS certificate not trusted "
+                f"(CLICKSTREAM_REDIS_SSL_CA_CERTS): {exc}"
+            )
+            raise RuntimeError(msg) from None
+    finally:
+        client.close()
 
 
 def tune_gc() -> None:
@@ -104,8 +135,13 @@ def run_job(
     process_id: int | None = None,
     addresses: list[str] | None = None,
 ) -> None:
-    """Run the dataflow in this process until the input ends (or forever when tailing Kafka)."""
+    """Run the dataflow in this process until the input ends (or forever when tailing Kafka).
+
+    Raises:
+        RuntimeError: when Kafka or Redis refuse the job's credentials or certificate.
+    """
     prepare_topics(settings, source_spec)
+    check_redis_credentials(settings)
     source = parse_source(source_spec, settings, tail=tail)
     flow = build_flow(
         settings,

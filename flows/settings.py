@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
@@ -27,6 +27,28 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: SASL_SSL for SASL over TLS."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user (with a SASL_* protocol).")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="SASL password: from the environment or the secrets folder."
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (TLS)."
+    )
+    kafka_ssl_certificate_location: Path | None = Field(
+        None, description="PEM client certificate, for brokers that require mutual TLS."
+    )
+    kafka_ssl_key_location: Path | None = Field(
+        None, description="PEM private key of the client certificate (mutual TLS)."
+    )
+    kafka_ssl_verify_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
     )
     events_topics: Annotated[tuple[str, ...], NoDecode] = Field(
         ("bank.events",), min_length=1, description="Topics the job reads events from."
@@ -51,6 +73,11 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(4, ge=1, le=10_000)
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
+    redis_ssl_ca_certs: Path | None = Field(
+        None,
+        description="PEM file of the CA that signed Redis's certificate, for rediss:// URLs "
+        "(the system's CAs when unset).",
+    )
     redis_prefix: str = Field("cs", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
 
     s3_endpoint_url: str | None = Field("http://127.0.0.1:5000")
@@ -221,6 +248,28 @@ class Settings(BaseSettings):
                 raise ValueError(f"{part!r} is not a time of day (00:00-23:59)")
         return value
 
+    @model_validator(mode="after")
+    def _check_kafka_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            msg = (
+                f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                "CLICKSTREAM_KAFKA_SASL_USERNAME and CLICKSTREAM_KAFKA_SASL_PASSWORD"
+            )
+            raise ValueError(msg)
+        for name in (
+            "kafka_ssl_ca_location",
+            "kafka_ssl_certificate_location",
+            "kafka_ssl_key_location",
+            "redis_ssl_ca_certs",
+        ):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                msg = f"CLICKSTREAM_{name.upper()}: no file at {path}"
+                raise ValueError(msg)
+        return self
+
     def quiet_hours(self) -> tuple[int, int] | None:
         """The quiet hours as (start, end) minutes of the bank's day, or None."""
         if not self.offers_quiet_hours:
@@ -238,6 +287,35 @@ class Settings(BaseSettings):
     def kafka_brokers(self) -> list[str]:
         """The bootstrap servers as a list."""
         return [b.strip() for b in self.kafka_bootstrap_servers.split(",") if b.strip()]
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings every Kafka client of the job starts from: the brokers, and how
+        to authenticate and encrypt (SASL, TLS)."""
+        config = {
+            "bootstrap.servers": ",".join(self.kafka_brokers),
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol.startswith("SASL_"):
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism
+            config["sasl.username"] = self.kafka_sasl_username
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            files = {
+                "ssl.ca.location": self.kafka_ssl_ca_location,
+                "ssl.certificate.location": self.kafka_ssl_certificate_location,
+                "ssl.key.location": self.kafka_ssl_key_location,
+            }
+            config.update({key: str(path) for key, path in files.items() if path is not None})
+            config["ssl.endpoint.identification.algorithm"] = (
+                "https" if self.kafka_ssl_verify_hostname else "none"
+            )
+        return config
+
+    def redis_options(self) -> dict[str, Any]:
+        """redis-py connection options beside the URL (the CA for a ``rediss://`` URL)."""
+        if self.redis_ssl_ca_certs is None or not self.redis_url.startswith("rediss://"):
+            return {}
+        return {"ssl_ca_certs": str(self.redis_ssl_ca_certs)}
 
     def dlq_topic_for(self, source: str) -> str:
         """The dead-letter topic for a message read from ``source`` (a topic or ``file:PATH``)."""
@@ -332,7 +410,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            name = ".".join(str(part) for part in error["loc"])
+            if not name:  # a rule over several settings names them in its message
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             env = f"CLICKSTREAM_{name.split('.')[0].upper()}"
             problems.append(f"{name} ({env}): {error['msg']}")
         raise SettingsError("invalid configuration:\n  " + "\n  ".join(problems)) from None

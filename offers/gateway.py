@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -136,7 +136,7 @@ class OfferGateway:
 
     def __init__(
         self,
-        brokers: str,
+        kafka: Mapping[str, str],
         topic: str,
         group_id: str,
         *,
@@ -149,7 +149,8 @@ class OfferGateway:
         """Subscribe to ``topic``.
 
         Args:
-            brokers: Kafka bootstrap servers, comma-separated.
+            kafka: librdkafka settings of the brokers and the connection
+                (``bootstrap.servers``, security), as ``Settings.kafka_config`` gives them.
             topic: the offers topic.
             group_id: the consumer group; its committed offsets say where a new run starts.
             from_beginning: read every partition from its first offer, whatever the group
@@ -171,7 +172,7 @@ class OfferGateway:
         self._closed = False
         self._consumer = Consumer(
             {
-                "bootstrap.servers": brokers,
+                **kafka,
                 "group.id": group_id,
                 "enable.auto.commit": False,
                 # An offset is stored only once its message is handled, so a commit never

@@ -16,6 +16,7 @@ written since.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -31,11 +32,11 @@ class DeliveryFailedError(RuntimeError):
     """Kafka did not take some messages of a batch; the job must stop and replay it."""
 
 
-def ids_on_topic(config: dict[str, Any], topic: str, since_ms: int) -> set[bytes]:
+def ids_on_topic(kafka: Mapping[str, str], topic: str, since_ms: int) -> set[bytes]:
     """The ``offer_id`` headers of every message on ``topic`` written since ``since_ms``."""
     consumer = Consumer(
         {
-            "bootstrap.servers": config["bootstrap.servers"],
+            **kafka,
             "group.id": "clickstream-offers-dedupe",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -76,19 +77,20 @@ def ids_on_topic(config: dict[str, Any], topic: str, since_ms: int) -> set[bytes
 class _Partition(StatelessSinkPartition[Message]):
     def __init__(
         self,
-        config: dict[str, Any],
+        kafka: Mapping[str, str],
+        producer: Mapping[str, Any],
         flush_timeout_s: float,
         once_topic: str | None = None,
         once_window_s: float = 0.0,
     ) -> None:
-        self._producer = Producer(config)
+        self._producer = Producer({**kafka, **producer})
         self._flush_timeout_s = flush_timeout_s
         self._failures: list[str] = []
         self._once_topic = once_topic
         self._sent: set[bytes] = set()
         if once_topic is not None:
             since_ms = int((time.time() - once_window_s) * 1000)
-            self._sent = ids_on_topic(config, once_topic, since_ms)
+            self._sent = ids_on_topic(kafka, once_topic, since_ms)
 
     def _already_sent(self, item: Message) -> bool:
         if item.topic != self._once_topic or not item.headers:
@@ -139,20 +141,21 @@ class KafkaTopicsSink(DynamicSink[Message]):
 
     def __init__(
         self,
-        brokers: list[str],
+        kafka: Mapping[str, str],
         *,
         flush_timeout_s: float = 60.0,
-        config: dict[str, Any] | None = None,
+        config: Mapping[str, Any] | None = None,
         once_topic: str | None = None,
         once_window_s: float = 7 * 86_400.0,
     ) -> None:
-        """A sink for these brokers; ``config`` adds librdkafka producer settings. A message
+        """A sink for the brokers and connection of ``kafka`` (librdkafka settings, as
+        ``Settings.kafka_config`` gives them); ``config`` adds producer settings. A message
         to ``once_topic`` with an ``offer_id`` header already written there in the last
         ``once_window_s`` (or by this sink since it started) is not written again."""
         self._once_topic = once_topic
         self._once_window_s = once_window_s
+        self._kafka: dict[str, Any] = dict(kafka)
         self._config: dict[str, Any] = {
-            "bootstrap.servers": ",".join(brokers),
             "enable.idempotence": True,
             "linger.ms": 2,
             **(config or {}),
@@ -162,5 +165,5 @@ class KafkaTopicsSink(DynamicSink[Message]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
         """One producer per worker."""
         return _Partition(
-            self._config, self._flush_timeout_s, self._once_topic, self._once_window_s
+            self._kafka, self._config, self._flush_timeout_s, self._once_topic, self._once_window_s
         )

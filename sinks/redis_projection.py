@@ -6,7 +6,8 @@ state, so a replay after a crash repeats writes instead of adding to them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -17,10 +18,13 @@ from state.records import HashWrite, RedisWrite, StreamEntry, ZSetWrite
 _STREAM_ID_TAKEN = "equal or smaller than the target stream top item"
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client that fails fast on a dead connection (so that an outage is noticed and waited
-    out, see :mod:`state.outage`) rather than hanging."""
-    return redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+def redis_client(url: str, options: Mapping[str, Any] | None = None) -> redis.Redis:
+    """A client for ``url`` (``options``: more redis-py settings, e.g. the TLS CA of
+    ``Settings.redis_options``) that fails fast on a dead connection (so that an outage is
+    noticed and waited out, see :mod:`state.outage`) rather than hanging."""
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=5, socket_timeout=30, **dict(options or {})
+    )
 
 
 def apply_writes(client: redis.Redis, writes: Iterable[RedisWrite]) -> int:
@@ -66,8 +70,8 @@ def apply_writes(client: redis.Redis, writes: Iterable[RedisWrite]) -> int:
 
 
 class _RedisPartition(StatelessSinkPartition[list[RedisWrite]]):
-    def __init__(self, url: str, outage: Outage) -> None:
-        self._client = redis_client(url)
+    def __init__(self, client: redis.Redis, outage: Outage) -> None:
+        self._client = client
         self._outage = outage
 
     def write_batch(self, items: list[list[RedisWrite]]) -> None:
@@ -83,13 +87,19 @@ class _RedisPartition(StatelessSinkPartition[list[RedisWrite]]):
 class RedisProjectionSink(DynamicSink[list[RedisWrite]]):
     """Writes lists of :class:`~state.records.RedisWrite` to Redis, one pipeline per batch."""
 
-    def __init__(self, url: str, outage_limit_s: float = DEFAULT_LIMIT_S) -> None:
-        """Create the sink for the Redis at ``url``; it waits out an outage of up to
-        ``outage_limit_s`` (see :mod:`state.outage`)."""
+    def __init__(
+        self,
+        url: str,
+        outage_limit_s: float = DEFAULT_LIMIT_S,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Create the sink for the Redis at ``url`` (``options``: more redis-py settings); it
+        waits out an outage of up to ``outage_limit_s`` (see :mod:`state.outage`)."""
         self._url = url
         self._outage_limit_s = outage_limit_s
+        self._options = dict(options or {})
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisPartition:
         """Open this worker's connection."""
         outage = Outage("Redis", redact(self._url), redis_unreachable, self._outage_limit_s)
-        return _RedisPartition(self._url, outage)
+        return _RedisPartition(redis_client(self._url, self._options), outage)

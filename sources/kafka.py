@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -175,7 +175,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
 
     def __init__(
         self,
-        brokers: list[str],
+        kafka: Mapping[str, str],
         topics: Iterable[str],
         batch_size: int,
         *,
@@ -187,7 +187,8 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         """Create the source.
 
         Args:
-            brokers: bootstrap servers.
+            kafka: librdkafka settings of the brokers and the connection (``bootstrap.servers``,
+                security), as ``Settings.kafka_config`` gives them.
             topics: the event topics.
             batch_size: messages per poll; the unit of work downstream.
             tail: keep waiting for new messages (a service); False stops at the end (a
@@ -197,7 +198,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
                 holds the watermark back.
             alignment: pauses partitions read too far ahead (None: never pause).
         """
-        self._brokers = ",".join(brokers)
+        self._kafka: dict[str, Any] = dict(kafka)
         self._topics = list(topics)
         self._batch_size = batch_size
         self._tail = tail
@@ -207,7 +208,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
 
     def list_parts(self) -> list[str]:
         """``<partition>-<topic>`` for every partition of every topic."""
-        admin = AdminClient({"bootstrap.servers": self._brokers})
+        admin = AdminClient(self._kafka)
         parts = []
         for topic in self._topics:
             metadata = admin.list_topics(topic, timeout=30).topics[topic]
@@ -221,7 +222,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         """Open one partition at its resume offset (the beginning on a first start)."""
         index, topic = for_part.split("-", 1)
         config: dict[str, Any] = {
-            "bootstrap.servers": self._brokers,
+            **self._kafka,
             "group.id": self._group_id,
             "enable.auto.commit": False,
             # Tailing, the end of a partition means caught up (one of the idle conditions).
@@ -249,7 +250,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         )
 
 
-def ensure_topics(brokers: list[str], topics: Iterable[str], partitions: int) -> list[str]:
+def ensure_topics(kafka: Mapping[str, str], topics: Iterable[str], partitions: int) -> list[str]:
     """Create the topics that do not exist yet; return the ones created.
 
     Raises:
@@ -258,11 +259,15 @@ def ensure_topics(brokers: list[str], topics: Iterable[str], partitions: int) ->
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": ",".join(brokers)})
+    errors: list[str] = []  # why the brokers refuse (a bad password, an untrusted certificate)
+    config: dict[str, Any] = {**kafka, "error_cb": lambda error: errors.append(error.str())}
+    admin = AdminClient(config)
     try:
         existing = set(admin.list_topics(timeout=15).topics)
     except KafkaException as exc:
-        msg = f"cannot reach Kafka at {','.join(brokers)}: {exc}"
+        admin.poll(0)  # serves the error callbacks
+        why = f" ({errors[-1]})" if errors else ""
+        msg = f"cannot reach Kafka at {kafka['bootstrap.servers']}: {exc}{why}"
         raise RuntimeError(msg) from None
     wanted = [t for t in dict.fromkeys(topics) if t not in existing]
     if not wanted:

@@ -173,7 +173,7 @@ def _open_writer(to: str, topic: str | None) -> tuple[MessageWriter, str]:
         settings = load_settings()
         chosen = topic or settings.events_topics[0]
         return (
-            KafkaWriter(settings.kafka_bootstrap_servers, chosen),
+            KafkaWriter(settings.kafka_config(), chosen),
             f"Kafka topic {chosen!r} at {settings.kafka_bootstrap_servers}",
         )
     if to.startswith("file:") and len(to) > len("file:"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -93,7 +93,7 @@ class KafkaWriter:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: str | Mapping[str, str],
         topic: str,
         *,
         delivery_timeout_s: float = 120.0,
@@ -101,20 +101,23 @@ class KafkaWriter:
         """Connect a producer.
 
         Args:
-            bootstrap_servers: comma-separated ``host:port`` list.
+            kafka: the brokers (a comma-separated ``host:port`` list), or librdkafka settings
+                with ``bootstrap.servers`` and the connection's security
+                (``Settings.kafka_config``).
             topic: the topic to write to.
             delivery_timeout_s: how long a message may wait for the broker before it counts as
                 failed.
         """
         self.topic = topic
-        self.bootstrap_servers = bootstrap_servers
+        connection = {"bootstrap.servers": kafka} if isinstance(kafka, str) else dict(kafka)
+        self.bootstrap_servers = connection["bootstrap.servers"]
         self._delivery_timeout_s = delivery_timeout_s
         self._failed = 0
         self._first_failure: str | None = None
         self._produced = 0
         self._producer = Producer(
             {
-                "bootstrap.servers": bootstrap_servers,
+                **connection,
                 "client.id": "clickstream-simulator",
                 "linger.ms": 20,
                 "batch.num.messages": 100_000,

@@ -12,6 +12,7 @@ from typing import Any
 from devstack import java, procs
 from devstack.base import Service
 from devstack.errors import StackError
+from devstack.tls import PASSWORD, USER, TlsFiles
 
 JAVA_MINIMUM = 17
 HEAP = "-Xmx768m"
@@ -91,9 +92,23 @@ class Kafka(Service):
         return self.port + 1
 
     @property
+    def secure_port(self) -> int:
+        """The broker's SASL over TLS listener: the broker's port plus two."""
+        return self.port + 2
+
+    @property
     def ports(self) -> list[tuple[int, str]]:
-        """The broker's and the controller's ports."""
-        return [(self.port, "Kafka"), (self.controller_port, "Kafka controller")]
+        """The broker's (plain and SASL over TLS) and the controller's ports."""
+        return [
+            (self.port, "Kafka"),
+            (self.controller_port, "Kafka controller"),
+            (self.secure_port, "Kafka SASL_SSL"),
+        ]
+
+    @property
+    def tls(self) -> TlsFiles:
+        """The CA and certificate of the SASL over TLS listener."""
+        return TlsFiles(self.paths.home("tls"))
 
     @property
     def pom(self) -> Path:
@@ -137,22 +152,43 @@ class Kafka(Service):
             java.fetch_jars(self.pom, self.libs, self.paths.home("m2"), self.paths.log("maven"))
             self.report(f"fetched the Kafka jars in {time.monotonic() - began:.1f} s")
         self.server_properties.parent.mkdir(parents=True, exist_ok=True)
+        self.tls.ensure()
         self.server_properties.write_text(self._properties())
         if not (self.data_dir / "meta.properties").is_file():
             self._format()
 
     def _properties(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        port, controller = self.port, self.controller_port
+        port, controller, secure = self.port, self.controller_port, self.secure_port
+        plain_users = f'user_{USER}="{PASSWORD}"'
         values = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{host}:{controller}",
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "listeners": (
+                f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller},"
+                f"SASL_SSL://{host}:{secure}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secure}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            # The secured listener, as a bank's brokers have it: SASL (SCRAM, and PLAIN) over
+            # TLS with a certificate from the stack's own CA (devstack/tls.py).
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "listener.name.sasl_ssl.plain.sasl.jaas.config": (
+                f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};"
+            ),
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(self.tls.server_key_and_chain),
             "log.dirs": str(self.data_dir),
             "num.partitions": "4",
             "auto.create.topics.enable": "true",
@@ -253,12 +289,41 @@ class Kafka(Service):
         """
         if started:
             try:
+                add_scram_user(self._config(10.0), USER, PASSWORD)
                 round_trip(self._config(10.0), HEALTHCHECK_TOPIC, timeout=60.0)
             except Exception as exc:
                 raise StackError(
                     f"Kafka answers metadata requests but a produce/consume round trip on "
                     f"topic {HEALTHCHECK_TOPIC!r} failed: {exc}"
                 ) from exc
+
+
+def add_scram_user(config: dict[str, Any], user: str, password: str) -> None:
+    """Give ``user`` SCRAM-SHA-256 and -512 credentials (replacing older ones).
+
+    Args:
+        config: librdkafka settings of a listener that may change credentials.
+        user: The SASL user.
+        password: Its password.
+    """
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin._scram import (
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialAlteration,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient(config)
+    for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+        # One alteration per user and request.
+        upsert: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(
+                user, ScramCredentialInfo(mechanism, 8192), password.encode()
+            )
+        ]
+        for future in admin.alter_user_scram_credentials(upsert).values():
+            future.result(30)
 
 
 def round_trip(config: dict[str, Any], topic: str, timeout: float) -> float:

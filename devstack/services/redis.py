@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from devstack.base import Service
 from devstack.errors import StackError
+from devstack.tls import PASSWORD, USER
 
 
 def server_binary() -> Path:
@@ -100,6 +101,8 @@ class Redis(Service):
         password = urlsplit(self.settings.redis_url).password
         if password:
             command += ["--requirepass", password]
+        # An ACL user with a password, as a bank's Redis has, beside the default user.
+        command += ["--user", USER, "on", f">{PASSWORD}", "~*", "&*", "+@all"]
         return command
 
     def probe(self, timeout: float) -> None:

@@ -47,7 +47,7 @@ def test_a_day_read_as_a_backlog_by_one_process_or_two_equals_its_file_replay(
 ) -> None:
     settings = services.settings.model_copy(update={"epoch_interval_s": 2.0})
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], PARTITIONS)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], PARTITIONS)
     produce(settings, day_messages())
     load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)
 
@@ -131,7 +131,7 @@ def test_a_partition_six_hours_behind_holds_the_watermark_and_loses_nothing_acro
         update={"epoch_interval_s": 1.0, "partition_idle_s": 600.0, "alignment_max_drift_s": 7200}
     )
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], PARTITIONS)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], PARTITIONS)
     load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)
     behind_from = DAY.start_ms + 18 * HOUR_MS
     held_back = [
@@ -190,7 +190,7 @@ def test_a_silent_partition_stops_holding_the_watermark_only_after_the_idle_boun
         update={"epoch_interval_s": 1.0, "partition_idle_s": idle_s, "allowed_lateness_s": 0}
     )
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], PARTITIONS)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], PARTITIONS)
     base = int(time.time() * 1000) // 1000 * 1000
     counter = iter(range(1_000_000))
 

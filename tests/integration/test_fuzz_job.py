@@ -26,7 +26,7 @@ def test_a_hundred_thousand_mutated_messages_are_each_counted_or_dead_lettered(
 ) -> None:
     settings = services.settings
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
     rng = random.Random(7_2026)
     values = [mutated(rng, n=20_000) for _ in range(MESSAGES)]
     with KafkaWriter(settings.kafka_bootstrap_servers, topic) as writer:

@@ -26,7 +26,7 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
     # this sparse: the partitions run far apart, as a real backlog's do.
     settings = services.settings.model_copy(update={"epoch_interval_s": 1.0})
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
     config = SimulationConfig(
         customers=2500, rate=2.0, duration_s=86_400, seed=4242, daily_curve=True,
         start=datetime(2026, 1, 15, tzinfo=UTC),

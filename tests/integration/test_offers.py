@@ -32,67 +32,10 @@ from tests.support.customers import load_simulated_customers
 from tests.support.events import BASE as EVENTS_BASE
 from tests.support.events import event_json
 from tests.support.job import crash_midway, run_job, with_offers
-from tests.support.offers_reference import CampaignSpec, Outcome, expected_offers
+from tests.support.offers_reference import Outcome, expected_offers
 from tests.support.readback import archive_rows, redis_dump, topic_values
 from tests.support.reference import expected_from, parse_time
-
-LOAN_FORM = "loan_application_form"
-
-
-def _products(customer: dict[str, str]) -> list[str]:
-    return customer.get("products", "").split(";")
-
-
-def _atm_decline(event: dict[str, Any], customer: dict[str, str]) -> bool:
-    props = event.get("properties", {})
-    return (
-        event["event_type"] == "transaction"
-        and event["channel"] == "atm"
-        and props.get("kind") == "atm_withdrawal"
-        and props.get("status") == "declined"
-        and props.get("reason") == "insufficient_funds"
-        and "personal_loan" not in _products(customer)
-    )
-
-
-def _rejected_transfer(event: dict[str, Any], customer: dict[str, str]) -> bool:
-    props = event.get("properties", {})
-    return (
-        event["event_type"] == "transaction"
-        and event["channel"] == "core"
-        and props.get("kind") == "transfer"
-        and props.get("status") == "rejected"
-        and props.get("reason") == "insufficient_funds"
-        and "overdraft" not in _products(customer)
-    )
-
-
-def _loan_form_started(event: dict[str, Any], customer: dict[str, str]) -> bool:
-    return (
-        event["event_type"] == "form_start"
-        and event.get("form") == LOAN_FORM
-        and "personal_loan" not in _products(customer)
-    )
-
-
-def _conversion(event: dict[str, Any]) -> bool:
-    return bool(event["event_type"] == "conversion")
-
-
-def _loan_done(event: dict[str, Any]) -> bool:
-    submitted = event["event_type"] == "form_submit" and event.get("form") == LOAN_FORM
-    return submitted or _conversion(event)
-
-
-# The shipped campaigns' declarations, restated (campaigns/*.py).
-SPECS = [
-    CampaignSpec("atm-decline-personal-loan", _atm_decline, _conversion,
-                 timedelta(seconds=45), timedelta(days=30), 1, 0.10, priority=90),
-    CampaignSpec("rejected-transfer-overdraft", _rejected_transfer, _conversion,
-                 timedelta(minutes=1), timedelta(days=30), 1, 0.10, priority=85),
-    CampaignSpec("abandoned-loan-callback", _loan_form_started, _loan_done,
-                 timedelta(minutes=20), timedelta(days=7), 1, 0.10, priority=70),
-]  # fmt: skip
+from tests.support.shipped_campaigns import SPECS
 
 
 @dataclass(frozen=True)

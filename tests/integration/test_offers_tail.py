@@ -46,7 +46,7 @@ def an_offer(customer: str, event_id: str, send_at: datetime | None = None) -> O
 
 def offers_topic(services: Services, partitions: int = 3) -> str:
     topic = f"it-{services.run_id}.offers"
-    ensure_topics(services.settings.kafka_brokers, [topic], partitions)
+    ensure_topics(services.settings.kafka_config(), [topic], partitions)
     return topic
 
 
@@ -85,8 +85,8 @@ class Gateway:
         max_offers: int | None = None,
         honour_send_at: bool = False,
     ) -> tuple[TailStats, list[str]]:
-        brokers = services.settings.kafka_bootstrap_servers
-        with OfferGateway(brokers, topic, group, from_beginning=from_beginning) as gateway:
+        kafka = services.settings.kafka_config()
+        with OfferGateway(kafka, topic, group, from_beginning=from_beginning) as gateway:
             stats = gateway.tail(
                 self.on_offer,
                 on_bad=self.bad.append,

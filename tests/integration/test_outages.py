@@ -48,7 +48,7 @@ def test_a_minute_without_redis_or_s3_changes_no_figure_and_no_row(
     direct = services.settings.model_copy(update={"epoch_interval_s": 1.0, "health_port": 0})
     target = urlsplit(str(direct.redis_url if service == "redis" else direct.s3_endpoint_url))
     topic = direct.events_topics[0]
-    ensure_topics(direct.kafka_brokers, [topic, direct.dlq_topic_for(topic)], 4)
+    ensure_topics(direct.kafka_config(), [topic, direct.dlq_topic_for(topic)], 4)
     segment_of = load_simulated_customers(services.redis, direct.redis_prefix, tmp_path, config)
     messages = list(generate(config))
     with KafkaWriter(direct.kafka_bootstrap_servers, topic) as writer:

@@ -41,7 +41,7 @@ def minute_counts(dump: dict[str, object], prefix: str) -> Counter[tuple[str, st
 def test_ten_thousand_events_with_noise_and_a_replay(services: Services, tmp_path: Path) -> None:
     settings = services.settings
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
     config = SimulationConfig(
         customers=400, rate=200, duration_s=50, seed=20261125,
         duplicate_rate=0.02, malformed_rate=0.01, late_rate=0.01, late_max_s=60,

@@ -19,7 +19,6 @@ from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
-from tests.integration.test_offers import SPECS
 from tests.support.customers import load_simulated_customers
 from tests.support.exact import assert_journeys_exact, assert_sessions_exact
 from tests.support.job import run_job, start_job, with_offers
@@ -27,6 +26,7 @@ from tests.support.journey_reference import figures
 from tests.support.offers_reference import expected_offers
 from tests.support.readback import archive_rows, redis_dump, topic_values
 from tests.support.reference import expected_from
+from tests.support.shipped_campaigns import SPECS
 
 KILLS = 20
 SEED = 20_261_207

@@ -46,7 +46,7 @@ def _started(
     """A tailing job with a recovery store over ``messages``, once it has counted a third."""
     settings = services.settings.model_copy(update={"epoch_interval_s": 1.0, "stop_grace_s": 60})
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
     _produce(settings, messages)
     log = tmp_path / "job.log"
     job = start_job(settings, "kafka", tmp_path / "recovery", log)
@@ -121,7 +121,7 @@ def test_a_second_signal_stops_at_once(services: Services, tmp_path: Path) -> No
         )
         settings = direct.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"})
         topic = settings.events_topics[0]
-        ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+        ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
         _produce(settings, messages)
         log = tmp_path / "job.log"
         job = start_job(settings, "kafka", tmp_path / "recovery", log)

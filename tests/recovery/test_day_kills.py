@@ -41,7 +41,7 @@ def test_kills_across_a_day_backlog_leave_every_table_whole(
     settings = with_offers(services.settings, tmp_path / "campaigns")
     topic = settings.events_topics[0]
     topics = [topic, settings.dlq_topic_for(topic), settings.offers_topic]
-    ensure_topics(settings.kafka_brokers, [*topics, settings.offer_decisions_topic], PARTITIONS)
+    ensure_topics(settings.kafka_config(), [*topics, settings.offer_decisions_topic], PARTITIONS)
     load_simulated_customers(services.redis, settings.redis_prefix, tmp_path, DAY)
     messages = day_messages()
     total = DAY.event_count

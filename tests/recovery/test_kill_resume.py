@@ -24,7 +24,7 @@ def test_a_killed_job_resumes_without_loss_or_double_counting(
         update={"epoch_interval_s": 1.0, "archive_max_age_s": 1.0, "archive_chunk_rows": 700}
     )
     topic = settings.events_topics[0]
-    ensure_topics(settings.kafka_brokers, [topic, settings.dlq_topic_for(topic)], 4)
+    ensure_topics(settings.kafka_config(), [topic, settings.dlq_topic_for(topic)], 4)
     config = SimulationConfig(
         customers=300, rate=100, duration_s=120, seed=77, duplicate_rate=0.02, malformed_rate=0.01
     )

@@ -77,7 +77,7 @@ def topic_values(settings: Settings, topic: str, timeout_s: float = 20) -> list[
     """Every message value on ``topic`` (all partitions, from the beginning to the end)."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            **settings.kafka_config(),
             "group.id": "readback",
             "enable.auto.commit": False,
             "enable.partition.eof": True,

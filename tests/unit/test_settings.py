@@ -77,3 +77,49 @@ def test_secrets_come_from_mounted_files(monkeypatch: pytest.MonkeyPatch, tmp_pa
     settings = load_settings()
     assert settings.s3_secret_access_key.get_secret_value() == "from-the-secret"
     assert settings.redis_url == "redis://:pw@redis.bank.internal:6379/0"
+
+
+def test_kafka_sasl_over_tls_reaches_every_client_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_BOOTSTRAP_SERVERS", "b1:9094, b2:9094")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-256")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SASL_USERNAME", "job")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SSL_CA_LOCATION", str(ca))
+    settings = load_settings()
+    assert settings.kafka_config() == {
+        "bootstrap.servers": "b1:9094,b2:9094",
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-256",
+        "sasl.username": "job",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": str(ca),
+        "ssl.endpoint.identification.algorithm": "https",
+    }
+    shown = settings.masked()
+    assert shown["CLICKSTREAM_KAFKA_SASL_PASSWORD"] == "**********"
+    assert "s3cret" not in "".join(shown.values())
+
+
+def test_sasl_without_a_password_or_a_missing_ca_file_fails_at_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SASL_USERNAME", "job")
+    with pytest.raises(SettingsError, match="needs CLICKSTREAM_KAFKA_SASL_USERNAME and CLICKSTRE"):
+        load_settings()
+    monkeypatch.setenv("CLICKSTREAM_KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("CLICKSTREAM_REDIS_SSL_CA_CERTS", str(tmp_path / "absent.pem"))
+    with pytest.raises(SettingsError, match="CLICKSTREAM_REDIS_SSL_CA_CERTS: no file at"):
+        load_settings()
+
+
+def test_plaintext_kafka_gets_no_security_settings() -> None:
+    assert load_settings().kafka_config() == {
+        "bootstrap.servers": "127.0.0.1:9092",
+        "security.protocol": "PLAINTEXT",
+    }
