@@ -516,7 +516,9 @@ def build_flow(
         )
         # An offer replayed after a crash is not sent again (one SMS per offer).
         offers_out = offers_sink or KafkaTopicsSink(
-            settings.kafka_config(), once_topic=settings.offers_topic
+            settings.kafka_config(),
+            outage_limit_s=settings.outage_limit_s,
+            once_topic=settings.offers_topic,
         )
         op.output("offers_out", offers.messages, offers_out)
         figure_deltas = op.merge("all_figures", figure_deltas, offers.figures)
@@ -657,6 +659,7 @@ def build_flow(
     op.output(
         "dead_letters",
         dlq_messages,
-        dead_letter_sink or KafkaTopicsSink(settings.kafka_config()),
+        dead_letter_sink
+        or KafkaTopicsSink(settings.kafka_config(), outage_limit_s=settings.outage_limit_s),
     )
     return flow

@@ -41,6 +41,7 @@ def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
             group_id=settings.consumer_group,
             idle_s=settings.partition_idle_s,
             alignment=ReadAlignment(settings.alignment_max_drift_s * 1000),
+            outage_limit_s=settings.outage_limit_s,
         )
     if spec.startswith("file:"):
         paths = [Path(p) for p in spec.removeprefix("file:").split(",") if p]

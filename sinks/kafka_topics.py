@@ -5,7 +5,8 @@ message the broker never took (Kafka down longer than the producer's timeout) is
 silently, while the epoch's snapshot already counts it as written. This sink waits for every
 report of the batch and raises when one failed, so the job stops before that epoch is
 snapshotted; restarted from the recovery store, it replays the batch and writes it again
-(subscribers dedupe by the messages' ids).
+(subscribers dedupe by the messages' ids). While the brokers cannot be reached, the batch waits
+(the stream holds, said once in the log, see :mod:`state.outage`) up to the outage limit.
 
 On the offers topic a replay must not send an offer twice (one SMS per offer): the sink can be
 told a topic whose messages carry an ``offer_id`` header; it then reads the ids already on that
@@ -23,13 +24,19 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from state.outage import DEFAULT_LIMIT_S, Outage
+
 ID_HEADER = "offer_id"
 
 Message = KafkaSinkMessage[bytes | None, bytes | None]
 
 
 class DeliveryFailedError(RuntimeError):
-    """Kafka did not take some messages of a batch; the job must stop and replay it."""
+    """Kafka refused some messages of a batch; the job must stop and replay it."""
+
+
+class _StillQueuedError(RuntimeError):
+    """Messages wait for brokers that cannot be reached (an outage, waited out)."""
 
 
 def ids_on_topic(kafka: Mapping[str, str], topic: str, since_ms: int) -> set[bytes]:
@@ -80,11 +87,13 @@ class _Partition(StatelessSinkPartition[Message]):
         kafka: Mapping[str, str],
         producer: Mapping[str, Any],
         flush_timeout_s: float,
+        outage: Outage,
         once_topic: str | None = None,
         once_window_s: float = 0.0,
     ) -> None:
         self._producer = Producer({**kafka, **producer})
         self._flush_timeout_s = flush_timeout_s
+        self._outage = outage
         self._failures: list[str] = []
         self._once_topic = once_topic
         self._sent: set[bytes] = set()
@@ -125,15 +134,28 @@ class _Partition(StatelessSinkPartition[Message]):
                 except BufferError:  # the local queue is full: let deliveries drain it
                     producer.poll(0.1)
             producer.poll(0)
-        left = producer.flush(self._flush_timeout_s)
-        if self._failures or left:
+        # The batch is acknowledged only once every message is delivered: while the brokers
+        # cannot be reached the messages stay queued and the stream holds (said once, see
+        # state.outage), up to the outage limit.
+        self._outage.call(self._flush)
+        if self._failures:
             failures, self._failures = self._failures, []
-            shown = "; ".join(failures[:3]) or f"{left} still queued"
-            msg = f"Kafka did not take {len(failures) or left} message(s): {shown}"
+            shown = "; ".join(failures[:3])
+            msg = f"Kafka did not take {len(failures)} message(s): {shown}"
             raise DeliveryFailedError(msg)
+
+    def _flush(self) -> None:
+        left = self._producer.flush(self._flush_timeout_s)
+        if left and not self._failures:
+            msg = f"{left} message(s) still queued after {self._flush_timeout_s:.0f} s"
+            raise _StillQueuedError(msg)
 
     def close(self) -> None:
         self._producer.flush(self._flush_timeout_s)
+
+
+def _still_queued(error: BaseException) -> bool:
+    return isinstance(error, _StillQueuedError)
 
 
 class KafkaTopicsSink(DynamicSink[Message]):
@@ -143,7 +165,8 @@ class KafkaTopicsSink(DynamicSink[Message]):
         self,
         kafka: Mapping[str, str],
         *,
-        flush_timeout_s: float = 60.0,
+        flush_timeout_s: float = 5.0,
+        outage_limit_s: float = DEFAULT_LIMIT_S,
         config: Mapping[str, Any] | None = None,
         once_topic: str | None = None,
         once_window_s: float = 7 * 86_400.0,
@@ -155,9 +178,12 @@ class KafkaTopicsSink(DynamicSink[Message]):
         self._once_topic = once_topic
         self._once_window_s = once_window_s
         self._kafka: dict[str, Any] = dict(kafka)
+        self._outage_limit_s = outage_limit_s
         self._config: dict[str, Any] = {
             "enable.idempotence": True,
             "linger.ms": 2,
+            # A message waits for the brokers as long as the job waits out an outage.
+            "message.timeout.ms": int((outage_limit_s + 60) * 1000),
             **(config or {}),
         }
         self._flush_timeout_s = flush_timeout_s
@@ -165,5 +191,10 @@ class KafkaTopicsSink(DynamicSink[Message]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition:
         """One producer per worker."""
         return _Partition(
-            self._kafka, self._config, self._flush_timeout_s, self._once_topic, self._once_window_s
+            self._kafka,
+            self._config,
+            self._flush_timeout_s,
+            Outage("Kafka", self._kafka["bootstrap.servers"], _still_queued, self._outage_limit_s),
+            self._once_topic,
+            self._once_window_s,
         )

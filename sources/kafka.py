@@ -22,6 +22,7 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 from confluent_kafka.admin import AdminClient
 
 from sources.alignment import ReadAlignment
+from state.outage import DEFAULT_LIMIT_S, Outage
 from state.records import RawMessage, idle_mark, lag_mark
 from state.stop import stop_requested
 
@@ -31,6 +32,8 @@ PAUSED_POLL_S = 0.05
 """How often a paused partition looks again whether the others have caught up."""
 LAG_REPORT_S = 10.0
 """How often a partition says how far it is behind its end (the consumer lag)."""
+UNREACHABLE = frozenset((ConfluentKafkaError._TRANSPORT, ConfluentKafkaError._ALL_BROKERS_DOWN))
+"""librdkafka's errors for brokers that cannot be reached (it reconnects by itself)."""
 
 
 class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
@@ -52,8 +55,10 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
         tail: bool,
         idle_s: float,
         alignment: ReadAlignment | None,
+        outage: Outage,
     ) -> None:
         self._consumer = Consumer(config)
+        self._outage = outage
         self._assignment = TopicPartition(topic, partition, offset)
         self._consumer.assign([self._assignment])
         self._topic = topic
@@ -113,7 +118,10 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
                 if offset is None or offset < 0:
                     # Not tied to a message (e.g. a broker connection problem): librdkafka
                     # retries by itself; nothing is lost by not emitting it.
-                    logger.warning("Kafka consumer error on %s[%d]: %s", topic, partition, error)
+                    if error.code() in UNREACHABLE:
+                        self._outage.down(error.str())  # said once; stops past the limit
+                    else:
+                        logger.warning("Kafka error on %s[%d]: %s", topic, partition, error)
                     continue
                 append(RawMessage(topic, partition, offset, message.value(), message.key(),
                                   error=str(error)))  # fmt: skip
@@ -132,6 +140,7 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
             )
             self._caught_up = False
         if batch:
+            self._outage.up()
             self._offset = batch[-1].offset + 1
             self._last_record = time.monotonic()
             self._idle_sent = False
@@ -183,6 +192,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         group_id: str = "bank-clickstream",
         idle_s: float = 30.0,
         alignment: ReadAlignment | None = None,
+        outage_limit_s: float = DEFAULT_LIMIT_S,
     ) -> None:
         """Create the source.
 
@@ -197,6 +207,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             idle_s: a partition read to its end and quiet this long (wall clock) no longer
                 holds the watermark back.
             alignment: pauses partitions read too far ahead (None: never pause).
+            outage_limit_s: how long the brokers may be unreachable before the job stops.
         """
         self._kafka: dict[str, Any] = dict(kafka)
         self._topics = list(topics)
@@ -205,6 +216,7 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
         self._group_id = group_id
         self._idle_s = idle_s
         self.alignment = alignment
+        self._outage_limit_s = outage_limit_s
 
     def list_parts(self) -> list[str]:
         """``<partition>-<topic>`` for every partition of every topic."""
@@ -247,7 +259,12 @@ class KafkaEventSource(FixedPartitionedSource[RawMessage, int]):
             tail=self._tail,
             idle_s=self._idle_s,
             alignment=self.alignment,
+            outage=Outage("Kafka", self._kafka["bootstrap.servers"], _never, self._outage_limit_s),
         )
+
+
+def _never(_error: BaseException) -> bool:
+    return False
 
 
 def ensure_topics(kafka: Mapping[str, str], topics: Iterable[str], partitions: int) -> list[str]:

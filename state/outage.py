@@ -74,25 +74,39 @@ class Outage:
             except Exception as error:
                 if not self._transient(error):
                     raise
-                since = self._noticed(error)
-                if time.time() - since > self._limit_s:
-                    msg = (
-                        f"{self.service} at {self._where} has been unreachable for more than "
-                        f"{self._limit_s:.0f} s ({error}); the job stops. Once it is back, "
-                        "restart the job: it resumes from its recovery store with nothing lost "
-                        "or counted twice."
-                    )
-                    logger.error("%s", msg)
-                    raise ServiceDownError(msg) from error
+                self.down(error)
                 wait = min(LONGEST_WAIT_S, FIRST_WAIT_S * 2**attempt)
                 self._sleep(wait * random.uniform(0.5, 1.0))
                 attempt += 1
                 continue
             if attempt:
-                self._recovered()
+                self.up()
             return result
 
-    def _noticed(self, error: BaseException) -> float:
+    def down(self, error: BaseException | str) -> None:
+        """Note that the service is unreachable (said once per outage), for a caller that does
+        its own waiting (a Kafka consumer retries by itself).
+
+        Raises:
+            ServiceDownError: when the outage has lasted longer than the limit.
+        """
+        since = self._noticed(error)
+        if time.time() - since > self._limit_s:
+            msg = (
+                f"{self.service} at {self._where} has been unreachable for more than "
+                f"{self._limit_s:.0f} s ({error}); the job stops. Once it is back, "
+                "restart the job: it resumes from its recovery store with nothing lost "
+                "or counted twice."
+            )
+            logger.error("%s", msg)
+            raise ServiceDownError(msg)
+
+    def up(self) -> None:
+        """Note that the service answers (said once, if it was down)."""
+        if self.service in _down:
+            self._recovered()
+
+    def _noticed(self, error: BaseException | str) -> float:
         with _lock:
             since = _down.get(self.service)
             if since is None:

@@ -97,12 +97,25 @@ class Kafka(Service):
         return self.port + 2
 
     @property
+    def faults_port(self) -> int:
+        """A plain-text listener for fault tests, on the broker's port plus three. It tells
+        clients to connect to :attr:`faults_proxy_port` instead, where a test puts a TCP proxy
+        that it can cut: every connection of a client then goes through the proxy."""
+        return self.port + 3
+
+    @property
+    def faults_proxy_port(self) -> int:
+        """Where clients of :attr:`faults_port` are sent: the broker's port plus four."""
+        return self.port + 4
+
+    @property
     def ports(self) -> list[tuple[int, str]]:
         """The broker's (plain and SASL over TLS) and the controller's ports."""
         return [
             (self.port, "Kafka"),
             (self.controller_port, "Kafka controller"),
             (self.secure_port, "Kafka SASL_SSL"),
+            (self.faults_port, "Kafka fault-test listener"),
         ]
 
     @property
@@ -160,6 +173,7 @@ class Kafka(Service):
     def _properties(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         port, controller, secure = self.port, self.controller_port, self.secure_port
+        faults, proxied = self.faults_port, self.faults_proxy_port
         plain_users = f'user_{USER}="{PASSWORD}"'
         values = {
             "process.roles": "broker,controller",
@@ -167,13 +181,15 @@ class Kafka(Service):
             "controller.quorum.voters": f"1@{host}:{controller}",
             "listeners": (
                 f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller},"
-                f"SASL_SSL://{host}:{secure}"
+                f"SASL_SSL://{host}:{secure},FAULTS://{host}:{faults}"
             ),
-            "advertised.listeners": f"PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secure}",
+            "advertised.listeners": (
+                f"PLAINTEXT://{host}:{port},SASL_SSL://{host}:{secure},FAULTS://{host}:{proxied}"
+            ),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": (
-                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,FAULTS:PLAINTEXT"
             ),
             # The secured listener, as a bank's brokers have it: SASL (SCRAM, and PLAIN) over
             # TLS with a certificate from the stack's own CA (devstack/tls.py).

@@ -16,10 +16,10 @@ from types import TracebackType
 class TcpProxy:
     """Forwards ``127.0.0.1:<port>`` to ``host:port``."""
 
-    def __init__(self, host: str, port: int) -> None:
-        """Listen on a free port of 127.0.0.1 (see :attr:`port`)."""
+    def __init__(self, host: str, port: int, listen_port: int = 0) -> None:
+        """Listen on ``listen_port`` of 127.0.0.1, a free one by default (see :attr:`port`)."""
         self._target = (host, port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("127.0.0.1", listen_port))
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
