@@ -16,6 +16,7 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
+    KafkaException,
     TopicPartition,
 )
 from confluent_kafka import KafkaError as ConfluentKafkaError
@@ -32,6 +33,8 @@ PAUSED_POLL_S = 0.05
 """How often a paused partition looks again whether the others have caught up."""
 LAG_REPORT_S = 10.0
 """How often a partition says how far it is behind its end (the consumer lag)."""
+PROBE_S = 5.0
+"""How often a quiet partition asks whether unreachable brokers are back."""
 UNREACHABLE = frozenset((ConfluentKafkaError._TRANSPORT, ConfluentKafkaError._ALL_BROKERS_DOWN))
 """librdkafka's errors for brokers that cannot be reached (it reconnects by itself)."""
 
@@ -59,6 +62,7 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
     ) -> None:
         self._consumer = Consumer(config)
         self._outage = outage
+        self._unreachable_since: float | None = None
         self._assignment = TopicPartition(topic, partition, offset)
         self._consumer.assign([self._assignment])
         self._topic = topic
@@ -120,6 +124,7 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
                     # retries by itself; nothing is lost by not emitting it.
                     if error.code() in UNREACHABLE:
                         self._outage.down(error.str())  # said once; stops past the limit
+                        self._unreachable_since = self._unreachable_since or time.monotonic()
                     else:
                         logger.warning("Kafka error on %s[%d]: %s", topic, partition, error)
                     continue
@@ -140,11 +145,13 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
             )
             self._caught_up = False
         if batch:
-            self._outage.up()
+            self._back()
             self._offset = batch[-1].offset + 1
             self._last_record = time.monotonic()
             self._idle_sent = False
         now = time.monotonic()
+        if self._unreachable_since is not None and not batch:
+            self._probe(now)
         if self._eof or now - self._lag_reported >= LAG_REPORT_S:
             self._lag_reported = now
             self._report_lag(append)
@@ -154,6 +161,23 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
             append(idle_mark(topic, partition, self._offset))
             self._idle_sent = True
         return batch
+
+    def _back(self) -> None:
+        if self._unreachable_since is not None:
+            self._unreachable_since = None
+            self._outage.up()
+
+    def _probe(self, now: float) -> None:
+        """While the brokers were unreachable and nothing arrives (a quiet topic), ask for the
+        partition's end now and then: an answer means they are back (for /ready and the log)."""
+        if now - (self._unreachable_since or now) < PROBE_S:
+            return
+        self._unreachable_since = now
+        try:
+            self._consumer.get_watermark_offsets(self._assignment, timeout=1.0)
+        except KafkaException:
+            return
+        self._back()
 
     def _report_lag(self, append: Callable[[RawMessage], None]) -> None:
         """How many messages are after the next offset, by the end the consumer last fetched
