@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -32,11 +31,9 @@ from tests.support.day_backlog import (
 )
 from tests.support.exact import same_keys
 from tests.support.job import (
-    ROOT,
     accepted,
-    job_command,
     run_job,
-    settings_env,
+    start_cluster,
     start_job,
     wait_for,
 )
@@ -81,39 +78,15 @@ def test_a_day_read_as_a_backlog_by_one_process_or_two_equals_its_file_replay(
 
 def run_cluster(settings: Settings, tmp_path: Path) -> None:
     """Run the bounded job as two processes on 127.0.0.1; both must end cleanly."""
-    ports = [_free_port(), _free_port()]
-    addresses = ";".join(f"127.0.0.1:{p}" for p in ports)
-    logs = [tmp_path / f"process-{i}.log" for i in range(2)]
-    processes = []
-    for index, log in enumerate(logs):
-        command = [*job_command("kafka", None), "--process-id", str(index)]
-        command += ["--addresses", addresses]
-        with log.open("wb") as out:
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    env=settings_env(settings),
-                    cwd=ROOT,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+    processes = start_cluster(settings, "kafka", None, tmp_path / "cluster", 2, tail=False)
     try:
-        for process, log in zip(processes, logs, strict=True):
+        for index, process in enumerate(processes):
+            log = tmp_path / "cluster" / f"process-{index}.log"
             assert process.wait(600) == 0, log.read_text()[-3000:]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def low_watermark(services: Services, settings: Settings) -> int:

@@ -92,6 +92,43 @@ def start_job(
         )
 
 
+def free_port() -> int:
+    """A port of 127.0.0.1 nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_cluster(
+    settings: Settings,
+    source: str,
+    recovery_dir: Path | None,
+    logs: Path,
+    processes: int,
+    *,
+    tail: bool = True,
+) -> list[subprocess.Popen[bytes]]:
+    """Start the job as ``processes`` processes on 127.0.0.1 (``--process-id``,
+    ``--addresses``), their output in ``logs/process-<i>.log``."""
+    addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+    logs.mkdir(parents=True, exist_ok=True)
+    started = []
+    for index in range(processes):
+        command = [*job_command(source, recovery_dir, tail=tail), "--process-id", str(index)]
+        command += ["--addresses", addresses]
+        with (logs / f"process-{index}.log").open("ab") as out:
+            started.append(
+                subprocess.Popen(
+                    command, env=settings_env(settings), cwd=ROOT, stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )  # fmt: skip
+    return started
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll ``condition`` every half second; fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
