@@ -10,7 +10,7 @@ NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SOURCES) | cksum | cut -d' 
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test nightly lint stack-up stack-down stack-status bench dashboard-pictures clean
+.PHONY: install demo test nightly lint helm-check stack-up stack-down stack-status bench dashboard-pictures clean
 
 install: $(STAMP) $(NATIVE_STAMP)
 
@@ -42,6 +42,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+
+# The Helm chart: helm lint --strict, helm template with the default and ci/ values, kubeconform
+# against offline schemas (helm and kubeconform built once by scripts/helm-tools.sh).
+helm-check: install
+	bash scripts/helm-check.sh
 
 stack-up: install
 	$(BIN)/clickstream stack up

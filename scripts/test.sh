@@ -10,6 +10,7 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy --strict"
 $BIN/mypy .
+make --no-print-directory helm-check
 
 echo "== native core (cargo fmt, clippy, tests)"
 cargo fmt --manifest-path native/Cargo.toml --check
