@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -590,3 +591,27 @@ def test_the_notes_name_every_secret_and_configmap_to_create_first(
                 needed.add(given["configMap"]["name"])
     for name in needed - chart_made:
         assert f"  {name} (" in notes, name
+
+
+def test_the_operations_guide_names_what_the_chart_makes(helm: Path) -> None:
+    """docs/operations.md's commands use release `rel`: every name, label selector and path they
+    give is one the chart renders."""
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    manifests = render(helm)
+    names = {m["metadata"]["name"] for m in manifests}
+    statefulset = one(manifests, "StatefulSet")
+    pods = {f"{FULLNAME}-{i}" for i in (*range(4), "N")}  # N: any ordinal
+    for name in set(re.findall(rf"{FULLNAME}[\w-]*", guide)):
+        assert name in names | pods, name
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    for selector in set(re.findall(r"-l (\S+)", guide)):
+        wanted = dict(pair.split("=") for pair in selector.split(","))
+        assert wanted.items() <= labels.items(), selector
+    # The maintenance pod mounts the store where the job does, and the init script's messages
+    # point at a section that exists.
+    volume_root = mount(job_container(manifests), "recovery")["mountPath"]
+    assert f"mountPath: {volume_root}" in guide
+    assert "## The recovery store" in guide
+    assert (
+        "docs/operations.md, 'The recovery store'" in (CHART / "files/init_recovery.py").read_text()
+    )
