@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -335,7 +336,7 @@ def test_the_job_accepts_the_configuration_the_chart_gives_it(
     if env.get("CLICKSTREAM_CAMPAIGNS_DIR"):
         env["CLICKSTREAM_CAMPAIGNS_DIR"] = str(ROOT / "campaigns")
     shown = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "clickstream"), "settings"],
+        [str(Path(sys.executable).parent / "clickstream"), "settings"],
         env=env,
         capture_output=True,
         text=True,
