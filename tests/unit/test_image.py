@@ -8,6 +8,7 @@ import fnmatch
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -206,14 +207,32 @@ def run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str
     return done  # type: ignore[no-any-return]
 
 
+def builder_sources(src: Path) -> Path:
+    """The builder stage's source folder as its COPY lines make it, native/ aside (built in
+    place, for its cargo cache): a package the Dockerfile forgets is missing from the wheel."""
+    for copy in dockerfile()[0].all("COPY"):
+        *sources, destination = copy.split()
+        for source in sources:
+            if source.startswith("native"):
+                continue
+            if (ROOT / source).is_dir():
+                ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+                shutil.copytree(ROOT / source, src / destination, ignore=ignore)
+            else:
+                (src / destination).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, src / destination)
+    return src
+
+
 def test_the_wheels_install_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -> None:
     """What the image does, outside a container: build both wheels, install only them (and their
     dependencies) into a fresh venv, then run what the chart runs."""
     wheels, venv = tmp_path / "wheels", tmp_path / "venv"
     # The native build reuses native/target (warm: seconds instead of a cold Rust build).
     env = {**os.environ, "CARGO_TARGET_DIR": str(ROOT / "native" / "target")}
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(wheels),
-         ".", "./native"], cwd=ROOT, env=env)  # fmt: skip
+    wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(wheels)]
+    run([*wheel, "."], cwd=builder_sources(tmp_path / "src"), env=env)
+    run([*wheel, "./native"], cwd=ROOT, env=env)
     built = sorted(p.name.split("-")[0] for p in wheels.glob("*.whl"))
     assert built == ["bank_clickstream", "bank_clickstream_native"]
     run([sys.executable, "-m", "venv", str(venv)])
@@ -230,7 +249,7 @@ def test_the_wheels_install_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -
     # The Dockerfile's step that puts sql/ where `clickstream trino` reads it, run as written.
     (sql_step,) = [r for r in final_stage().all("RUN") if "source=sql" in r]
     mount, _, command = sql_step.partition(" ")
-    target = dict(kv.split("=") for kv in mount.split(",") if "=" in kv)["target"]
+    target = dict(kv.split("=", 1) for kv in mount.removeprefix("--mount=").split(","))["target"]
     run(["/bin/sh", "-c", command.replace(target, str(ROOT / "sql"))], env=clean, cwd=tmp_path)
     ddl = run([str(venv / "bin" / "clickstream"), "trino", "ddl"], env=clean, cwd=tmp_path)
     assert "CREATE TABLE" in ddl.stdout.upper()
