@@ -12,11 +12,6 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 USER = "clickstream"
 """The user the secured listeners know (Kafka SASL, Redis ACL)."""
 PASSWORD = "local-stack-secret"
@@ -62,6 +57,12 @@ class TlsFiles:
         """
         if self.server_key_and_chain.is_file() and self.ca.is_file():
             return self
+        # A development dependency: the CLI that mounts the stack's commands runs without it.
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
         self.folder.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
         until = now + dt.timedelta(days=VALID_DAYS)
