@@ -33,7 +33,6 @@ COPY operators/ operators/
 COPY state/ state/
 COPY sinks/ sinks/
 COPY sources/ sources/
-COPY devstack/ devstack/
 COPY offers/ offers/
 COPY grafana/ grafana/
 # The project's wheel and every dependency as a wheel (bank-clickstream-native resolves to

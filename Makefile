@@ -49,20 +49,20 @@ helm-check: install
 	bash scripts/helm-check.sh
 
 stack-up: install
-	$(BIN)/clickstream stack up
+	$(BIN)/python -m devstack up
 
 stack-down: install
-	$(BIN)/clickstream stack down
+	$(BIN)/python -m devstack down
 
 stack-status: install
-	$(BIN)/clickstream stack status
+	$(BIN)/python -m devstack status
 
 bench: install
 	bash scripts/bench.sh $(ARGS)
 
 # Pictures of the Grafana dashboards for docs/dashboards.md, from a simulated day on the stack.
 dashboard-pictures: install
-	$(BIN)/clickstream stack up
+	$(BIN)/python -m devstack up
 	$(BIN)/python scripts/dashboard_pictures.py
 
 clean:

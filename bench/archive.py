@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 
 from bench.run import ROOT, forget, machine, pipeline_counts, produce
-from flows.settings import Settings
+from state.settings import Settings
 
 console = Console()
 LANES = 2

@@ -20,10 +20,10 @@ from bytewax.outputs import DynamicSink, Sink, StatefulSinkPartition, StatelessS
 
 import flows.dataflow
 from bench.job import run
-from flows.settings import load_settings
 from operators.archive import ArchiveBuffer
 from sinks.parquet_archive import ArchiveWriter, ParquetArchiveSink
 from state.records import ArchiveObject, Arrival
+from state.settings import load_settings
 
 _LOCK = threading.Lock()
 UPLOADS: list[tuple[str, int, float]] = []

@@ -18,9 +18,9 @@ from bytewax.outputs import Sink
 from flows.dataflow import build_flow
 from flows.exchange import Placement
 from flows.runner import execute
-from flows.settings import load_settings
 from sources.alignment import ReadAlignment
 from sources.kafka import KafkaEventSource
+from state.settings import load_settings
 
 FIRST_BATCH: list[float] = []
 INPUT_GAPS: list[float] = []

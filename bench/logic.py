@@ -18,9 +18,9 @@ from typing import Annotated
 import typer
 
 from bench.run import traffic
-from flows.settings import load_settings
 from sources.simulator import generate
 from state.records import RawMessage
+from state.settings import load_settings
 from tests.support.streamed import StreamedSteps
 
 app = typer.Typer(add_completion=False)

@@ -39,10 +39,10 @@ import typer
 from confluent_kafka import Consumer, Producer
 
 from flows.runner import prepare_topics
-from flows.settings import Settings, load_settings
 from sources.customer_sample import sample_rows, write_sample_extract
 from sources.simulator import SimulationConfig, generate
 from state.customer_store import load_customers
+from state.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 ATM_DELAY_S = 45.0

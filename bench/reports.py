@@ -27,13 +27,13 @@ import typer
 from rich.console import Console
 
 from bench.run import ROOT, forget, machine
-from flows.settings import load_settings
 from flows.trino_sql import DayRange, reports, run
 from sources.customer_sample import write_sample_extract
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
 from state.archive_layout import EVENTS_TABLE, OFFERS_TABLE, SESSIONS_TABLE
 from state.customer_store import load_customers
+from state.settings import load_settings
 
 console = Console()
 

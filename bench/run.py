@@ -27,12 +27,12 @@ import redis
 import typer
 from rich.console import Console
 
-from flows.settings import Settings, load_settings
 from sources.customer_sample import write_sample_extract
 from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter, emit
 from state.customer_store import load_customers
+from state.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILES = ("day", "burst")

@@ -1,6 +1,6 @@
 """The local development stack: Kafka, Redis and an S3 API server, run from ``.stack/``.
 
-``python -m devstack up|down|status`` (or ``clickstream stack ...``) starts, stops and checks
+``python -m devstack up|down|status`` (``make stack-up`` ...) starts, stops and checks
 them. Every service binds to the addresses in the project's settings, so the tests that use
 them run unchanged against a real deployment. The functions here are the programmatic entry
 points; :mod:`devstack.cli` is the command line.

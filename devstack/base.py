@@ -20,7 +20,7 @@ from typing import ClassVar, NoReturn
 from devstack import procs
 from devstack.errors import StackError
 from devstack.paths import StackPaths
-from flows.settings import Settings
+from state.settings import Settings
 
 Reporter = Callable[[str], None]
 """Receives one line of progress for the person running the stack."""

@@ -1,4 +1,5 @@
-"""``python -m devstack up|down|status`` (mounted as ``clickstream stack``)."""
+"""``python -m devstack up|down|status`` (``make stack-up``): development tooling, not shipped in
+the wheel."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from devstack import stack
 from devstack.base import ServiceStatus, State
 from devstack.errors import StackError
-from flows.settings import Settings, SettingsError, load_settings
+from state.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     name="stack",

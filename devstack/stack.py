@@ -14,7 +14,7 @@ from devstack.base import Reporter, Service, ServiceStatus, State
 from devstack.errors import StackError
 from devstack.paths import StackPaths
 from devstack.services import SERVICES
-from flows.settings import Settings, load_settings
+from state.settings import Settings, load_settings
 
 
 def service_names() -> list[str]:

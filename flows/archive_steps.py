@@ -7,7 +7,7 @@
 The ``sessions`` and ``offers`` tables gather the rows of every shard in a step keyed by table
 part (``CLICKSTREAM_ARCHIVE_TABLE_PARTS``, default 1), so an hour of either table is one object
 per part, however many shards the job runs. Each shard sends its new rows with its progress
-(:class:`~operators.hour_groups.TableRows`); an hour leaves the state once every sender is past
+(:class:`~state.hour_groups.TableRows`); an hour leaves the state once every sender is past
 it (see :class:`HourArchiveLogic`).
 """
 
@@ -23,9 +23,9 @@ from bytewax.operators import StatefulBatchLogic
 from flows.exchange import Exchange
 from flows.stateful import UpstreamProgress
 from operators.archive import ArchiveBuffer
-from operators.clock import ENDLESS
-from operators.hour_groups import HourGroups, TableRows, part_of
 from state.archive_layout import part_name
+from state.hour_groups import HourGroups, TableRows, part_of
+from state.moments import ENDLESS
 from state.records import ArchiveObject, Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 from state.stop import stop_requested

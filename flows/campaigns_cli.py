@@ -23,9 +23,9 @@ from offers.check import (
 )
 
 if TYPE_CHECKING:
-    from flows.settings import Settings
-    from offers.backtest import BacktestReport, CampaignOutcomes
+    from flows.backtest import BacktestReport, CampaignOutcomes
     from offers.engine import ProfileLookup
+    from state.settings import Settings
 
 campaigns_app = typer.Typer(
     help="Campaign files: check them, and backtest them on the archive, before the job runs them."
@@ -36,7 +36,7 @@ WIDE = 140
 
 
 def _settings() -> Settings:
-    from flows.settings import SettingsError, load_settings
+    from state.settings import SettingsError, load_settings
 
     try:
         return load_settings()
@@ -321,9 +321,9 @@ def backtest(
     """
     import msgspec
 
+    from flows.backtest import BacktestError, ExtractProfiles, backtest_archive, load_campaigns
     from flows.offers_step import offers_config
     from flows.runner import tune_gc
-    from offers.backtest import BacktestError, ExtractProfiles, backtest_archive, load_campaigns
     from sources.archive import ArchiveError, EventArchive, day_range
 
     settings = _settings()

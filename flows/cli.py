@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from flows.settings import Settings, SettingsError, load_settings
+from state.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
     name="clickstream",
@@ -103,7 +103,6 @@ def demo(
 
 
 def _mount_optional() -> None:
-    from devstack.cli import app as stack_app
     from flows.campaigns_cli import campaigns_app
     from flows.customers_cli import customers_app
     from flows.grafana_cli import grafana_app
@@ -111,9 +110,6 @@ def _mount_optional() -> None:
     from flows.trino_cli import trino_app
     from sources.simulator_cli import simulate
 
-    app.add_typer(
-        stack_app, name="stack", help="Start, stop and check the local Kafka, Redis and S3."
-    )
     app.command("simulate")(simulate)
     app.add_typer(customers_app, name="customers")
     app.add_typer(trino_app, name="trino")

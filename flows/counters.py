@@ -15,8 +15,8 @@ from bytewax.operators import StatefulBatchLogic
 from flows.exchange import Exchange
 from flows.stateful import UpstreamProgress
 from operators.aggregates import MinuteDeltas, MinuteSeries, PipelineTotals
-from operators.totals import FigureDeltas, Totals
 from state.records import RedisWrite
+from state.totals import FigureDeltas, Totals
 
 V = TypeVar("V")
 
@@ -66,7 +66,7 @@ class CounterLogic(StatefulBatchLogic[V | bytes, list[RedisWrite], bytes], Gener
 
 
 class FigureCounter:
-    """The journeys' and offers' day figures (:class:`~operators.totals.Totals`)."""
+    """The journeys' and offers' day figures (:class:`~state.totals.Totals`)."""
 
     def __init__(self, totals: Totals) -> None:
         """Wrap the totals."""

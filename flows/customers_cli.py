@@ -27,9 +27,9 @@ def load(
     path: Annotated[Path, typer.Argument(help="Extract: CSV (with a header) or .parquet.")],
 ) -> None:
     """Load an extract as a new version and switch the running job to it atomically."""
-    from flows.settings import load_settings
     from sinks.redis_projection import redis_client
     from state.customer_store import ExtractError, load_customers
+    from state.settings import load_settings
 
     settings = load_settings()
     client = redis_client(settings.redis_url, settings.redis_options())

@@ -37,7 +37,6 @@ from flows.counters import CounterLogic, FigureCounter, MinuteCounter, PipelineC
 from flows.exchange import Exchange, Placement
 from flows.offers_step import add_offers
 from flows.profiles import lazy_segment_lookup
-from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
 from offers.engine import ProfileLookup
 from operators.aggregates import (
@@ -50,9 +49,7 @@ from operators.aggregates import (
     RedisKeys,
 )
 from operators.archive import ArchiveBuffer
-from operators.clock import NEVER
 from operators.decode import BatchDecoder, shard_name
-from operators.hour_groups import TableRows
 from operators.journeys import (
     RATIOS,
     JourneyBatchResult,
@@ -72,7 +69,6 @@ from operators.shard_state import (
     ShardConfig,
     ShardInput,
 )
-from operators.totals import FIGURES, FigureDeltas, Totals
 from sinks.dead_letters import dead_letter_message
 from sinks.kafka_topics import KafkaTopicsSink
 from sinks.parquet_archive import ParquetArchiveSink
@@ -81,9 +77,13 @@ from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource
 from state.archive_layout import SESSIONS_TABLE
+from state.hour_groups import TableRows
+from state.moments import NEVER
 from state.records import ArchiveObject, Arrival, DeadLetter, InputLag, RawMessage, RedisWrite
+from state.settings import Settings
 from state.snapshots import decode_snapshot, encode_snapshot
 from state.stop import stop_requested
+from state.totals import FIGURES, FigureDeltas, Totals
 
 Clock = Callable[[], float]
 SHARD_INPUTS: Exchange[ShardInput] = Exchange(ShardInput)

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from flows.settings import Settings
 from operators.aggregates import RedisKeys
 from sinks.redis_projection import redis_client
 from sources.customer_sample import write_sample_extract
@@ -25,6 +24,7 @@ from sources.kafka import ensure_topics
 from sources.simulator import SimulationConfig
 from state.customer_store import load_customers
 from state.outage import redact
+from state.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = ROOT / ".stack" / "demo"
@@ -166,6 +166,6 @@ def run_demo(settings: Settings, *, customers: int, rate: float) -> None:
         f"    HGETALL {prefix}:offers:<YYYY-MM-DD>:campaign:<campaign id>   offer outcomes\n"
         f"  Campaigns {settings.campaigns_dir} (edit a file: the job reloads it)\n"
         f"  Logs   {DEMO_DIR}/job.log, {DEMO_DIR}/simulator.log; the stack keeps running "
-        "(`clickstream stack down` stops it)",
+        "(`make stack-down` stops it)",
         emoji=False,
     )

@@ -18,8 +18,8 @@ def build(
     ] = False,
 ) -> None:
     """Generate grafana/dashboards/*.json from the dashboards' code (funnels from the settings)."""
-    from flows.settings import load_settings
     from grafana.build import DASHBOARDS, build, stale, write
+    from state.settings import load_settings
 
     files = build(load_settings().funnel_definitions())
     if check:
@@ -51,10 +51,10 @@ def push(
     dry_run: Annotated[bool, typer.Option(help="Print what would be sent; send nothing.")] = False,
 ) -> None:
     """Upsert the Redis data source, the folder and the dashboards into a Grafana."""
-    from flows.settings import load_settings
     from grafana.build import build
     from grafana.push import FOLDER_UID, PushError, datasource
     from grafana.push import push as send
+    from state.settings import load_settings
 
     settings = load_settings()
     files = build(settings.funnel_definitions())

@@ -61,7 +61,7 @@ def tail(
 
     Messages that are not offers are reported on stderr and skipped.
     """
-    from flows.settings import SettingsError, load_settings
+    from state.settings import SettingsError, load_settings
 
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)

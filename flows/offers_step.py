@@ -27,21 +27,21 @@ from bytewax.operators import StatefulBatchLogic
 from flows.archive_steps import hour_archive_logic, refuse_archive_in_shard, table_rows
 from flows.exchange import Exchange, Placement
 from flows.profiles import lazy_profile_lookup
-from flows.settings import Settings
 from flows.stateful import UpstreamProgress, stateful_batch
+from offers.archive import OfferArchive, OfferRow, offer_rows
 from offers.engine import OffersConfig, OffersResult, OffersShard, ProfileLookup
 from offers.loader import CampaignRegistry
 from operators.aggregates import MinuteDeltas
-from operators.clock import NEVER
-from operators.hour_groups import TableRows
-from operators.offer_archive import OfferArchive, OfferRow, offer_rows
 from operators.shard_state import PIPELINE, ShardBatchResult
-from operators.totals import FIGURES, FigureDeltas
 from sinks.kafka_topics import ID_HEADER
 from state.archive_layout import OFFERS_TABLE
+from state.hour_groups import TableRows
+from state.moments import NEVER
 from state.records import ArchiveObject, Arrival
+from state.settings import Settings
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 from state.stop import stop_requested
+from state.totals import FIGURES, FigureDeltas
 
 Clock = Callable[[], float]
 OFFERS_PER_MINUTE = "offers_per_minute"

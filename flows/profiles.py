@@ -7,11 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from flows.settings import Settings
 from offers.engine import ProfileLookup
 from operators.journeys import SegmentLookup
 from state.customer_store import CustomerProfile, CustomerProfiles
 from state.outage import Outage, redact, redis_unreachable
+from state.settings import Settings
 
 _readers: dict[tuple[str, str], CustomerProfiles] = {}
 _lock = threading.Lock()

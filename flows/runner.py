@@ -19,11 +19,11 @@ from bytewax.run import cli_main
 from flows import health, shutdown
 from flows.dataflow import build_flow
 from flows.exchange import Placement
-from flows.settings import Settings
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
 from state.outage import quiet_dropped_connections, redact
+from state.settings import Settings
 
 
 def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:

@@ -15,7 +15,7 @@ import bytewax.operators as op
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulBatchLogic
 
-from operators.clock import NEVER
+from state.moments import NEVER
 
 V = TypeVar("V")
 W = TypeVar("W")

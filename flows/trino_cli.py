@@ -24,8 +24,8 @@ def ddl(
     apply: Annotated[bool, typer.Option(help="Run it on Trino instead of printing it.")] = False,
 ) -> None:
     """Print (or apply) the DDL of the events, sessions and offers tables, then sync partitions."""
-    from flows.settings import load_settings
     from flows.trino_sql import run, statements
+    from state.settings import load_settings
 
     settings = load_settings()
     if not apply:
@@ -40,8 +40,8 @@ def ddl(
 @trino_app.command("sync")
 def sync() -> None:
     """Register the hour partitions written since the last sync."""
-    from flows.settings import load_settings
     from flows.trino_sql import run
+    from state.settings import load_settings
 
     run(load_settings(), "sync")
 
@@ -120,8 +120,8 @@ def report(
 ) -> None:
     """Run a report and print it; ``--day`` or ``--from``/``--to`` read only those days'
     partitions (sessions by their start, offers by their trigger; docs/archive.md)."""
-    from flows.settings import load_settings
     from flows.trino_sql import DayRange, reports, run
+    from state.settings import load_settings
 
     if name not in reports():
         console.print(f"[red]unknown report {name!r}[/red]; reports: {', '.join(reports())}")

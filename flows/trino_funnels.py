@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from operators.journeys import Funnel, FunnelStep
+from state.funnels import Funnel, FunnelStep
 
 
 def _literal(text: str) -> str:

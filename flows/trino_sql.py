@@ -7,9 +7,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from flows.settings import Settings
 from flows.trino_funnels import funnel_placeholders
 from state.archive_layout import EVENTS_TABLE, OFFERS_TABLE, SESSIONS_TABLE
+from state.settings import Settings
 
 SQL = Path(__file__).resolve().parents[1] / "sql"
 EVENT_SESSIONS = "event_sessions"

@@ -19,9 +19,9 @@ from grafana_foundation_sdk.models.dashboard import (
 
 from grafana import panels as p
 from grafana.redis_query import DATASOURCE
-from operators.journeys import Funnel
 from state import redis_keys as rk
 from state.contract import EVENT_TYPES
+from state.funnels import Funnel
 
 REFRESH = "10s"
 TAGS = ["bank-clickstream"]

@@ -17,7 +17,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from grafana import redis_query
 from grafana.boards import all_boards
-from operators.journeys import Funnel
+from state.funnels import Funnel
 
 DASHBOARDS = Path(__file__).resolve().parent / "dashboards"
 

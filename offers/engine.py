@@ -61,9 +61,9 @@ from offers.records import (
     iso_ms,
     offer_id,
 )
-from operators.totals import HASH, FigureDeltas, count
 from state.contract import Event
 from state.customer_store import CustomerProfile, parse_consent
+from state.moments import ENDLESS, NEVER
 from state.records import Arrival
 from state.redis_keys import (
     OFFERS_LATENCY,
@@ -73,6 +73,7 @@ from state.redis_keys import (
     offers_key,
 )
 from state.snapshots import decode_snapshot, encode_snapshot
+from state.totals import HASH, FigureDeltas, count
 
 SNAPSHOT_VERSION = 1
 _encode = msgspec.msgpack.Encoder().encode
@@ -117,7 +118,7 @@ class CustomerOffers(msgspec.Struct, gc=False):
     last_offer: dict[str, int] = {}
     """Campaign id → trigger time of its last offer to this customer (sent or held out)."""
     pending: list[Pending] = []
-    newest_ms: int = -(2**62)
+    newest_ms: int = NEVER
 
 
 class OffersSnapshot(msgspec.Struct, frozen=True):
@@ -243,7 +244,7 @@ class OffersShard:
         self._by_send_at: list[tuple[int, str, str]] = []
         self._by_wall: list[tuple[int, str, str]] = []
         self._runner = RuleRunner(config.rule_timeout_ms)
-        self._low_ms = -(2**62)
+        self._low_ms = NEVER
         self._freed_minute = -1
         self._dirty: set[str] = set()
         """Customers changed since the last snapshot."""
@@ -561,10 +562,10 @@ class OffersShard:
         quiet = (
             now_ms - since >= grace if since is not None else now_ms - self._started_ms >= 60_000
         )
-        wall_limit = now_ms - grace if quiet else -(2**62)
+        wall_limit = now_ms - grace if quiet else NEVER
         due: dict[str, set[str]] = {}
         for heap, limit in (
-            (self._by_send_at, 2**62 if everything else self._low_ms),
+            (self._by_send_at, ENDLESS if everything else self._low_ms),
             (self._by_wall, wall_limit),
         ):
             while heap and heap[0][0] <= limit:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from offers.api import Duration, duration_ms
 from state.contract import SESSION_CHANNELS, Event, PropertyValue
+from state.moments import NEVER
 
 
 class History:
@@ -60,7 +61,7 @@ class History:
         **properties: PropertyValue,
     ) -> list[Event]:
         """The remembered events with every given value, within ``within`` before the trigger."""
-        since = -(2**62) if within is None else self._now_ms - duration_ms(within, "within")
+        since = NEVER if within is None else self._now_ms - duration_ms(within, "within")
         found = []
         for event, ms in zip(self._events, self._times, strict=True):
             if ms < since:

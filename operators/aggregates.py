@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
-from operators.clock import ENDLESS, NEVER
 from operators.shard_state import LOW_WATERMARK, MINUTE_MS, MinuteCounts
 from state import redis_keys
 from state.contract import EVENT_TYPES
+from state.moments import ENDLESS, NEVER
 from state.records import HashWrite, RedisWrite, StreamEntry
 from state.snapshots import decode_snapshot, encode_snapshot
 

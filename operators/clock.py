@@ -18,10 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-NEVER = -(2**62)
-"""An event time before any event: no progress yet."""
-ENDLESS = 2**62
-"""An event time after any event: nothing held open, or everything may close."""
+from state.moments import NEVER
 
 
 class PartitionClock:

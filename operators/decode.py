@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from state.contract import APP_CHANNELS, Event, cross_field_problem
+from state.moments import NEVER
 from state.records import Arrival, DeadLetter, RawMessage
 
 STEP_ID = "decode"
@@ -143,7 +144,7 @@ class BatchDecoder:
             shard = shard_names[crc32(routing.encode()) % shard_count]
             event_ms = int(event.event_time.timestamp() * 1000)
             where = (message.source, message.partition)
-            if event_ms > progress.get(where, -(2**62)):
+            if event_ms > progress.get(where, NEVER):
                 progress[where] = event_ms
             arrival = Arrival(
                 event,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import msgspec
 from clickstream_native import IDENTITY_SNAPSHOT_VERSION
 
-from operators.clock import NEVER
 from state.archive_layout import DEVICE_PREFIX
+from state.moments import NEVER
 
 
 def device_identity(device_id: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import msgspec
 
-from operators.hour_groups import HourGroups
 from operators.journeys import SessionRecord
 from state.archive_layout import SESSIONS_TABLE
+from state.hour_groups import HourGroups
 from state.snapshots import decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 1

@@ -18,8 +18,9 @@ import msgspec
 from clickstream_native import ShardCore
 from msgspec.structs import force_setattr
 
-from operators.clock import NEVER, PartitionClock
+from operators.clock import PartitionClock
 from operators.identity import ShardIdentitiesSnapshot, empty_snapshot, native_snapshot
+from state.moments import ENDLESS, NEVER
 from state.records import Arrival
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
@@ -304,7 +305,7 @@ class Shard:
 
     def flush_identities(self) -> dict[str, bytes]:
         """At the end of a bounded input: decide every undecided event as if time ran on."""
-        self.core.resolve(2**62, everything=True)
+        self.core.resolve(ENDLESS, everything=True)
         return self.core.journey_batches()
 
     def _evict(self) -> None:

@@ -11,7 +11,7 @@ if [[ "${1:-}" == logic ]]; then
     shift
     exec .venv/bin/python -m bench.logic "$@"
 fi
-.venv/bin/clickstream stack up
+.venv/bin/python -m devstack up
 if [[ "${1:-}" == offers ]]; then
     shift
     exec .venv/bin/python -m bench.offers_latency "$@"

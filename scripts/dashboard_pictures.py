@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flows.runner import prepare_topics  # noqa: E402
-from flows.settings import load_settings  # noqa: E402
 from grafana.build import DASHBOARDS  # noqa: E402
 from sources.simulator import SimulationConfig, generate  # noqa: E402
 from sources.simulator_output import KafkaWriter  # noqa: E402
+from state.settings import load_settings  # noqa: E402
 from tests.support.customers import load_simulated_customers  # noqa: E402
 from tests.support.frames import (  # noqa: E402
     NUMBER,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local development stack (Kafka, Redis, S3 API server) under .stack/:
 #   scripts/stack.sh up [--only kafka,redis,s3] | down [--wipe] [--only ...] | status [--only ...]
-# A thin wrapper around `python -m devstack` (also `clickstream stack ...`); run `make install` first.
+# A thin wrapper around `python -m devstack` (development tooling, not in the wheel); run `make install` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then

@@ -2,11 +2,11 @@
 # it when the script exits, unless it was already running before.
 BIN=.venv/bin
 started_here=0
-if ! $BIN/clickstream stack status >/dev/null 2>&1; then
+if ! $BIN/python -m devstack status >/dev/null 2>&1; then
   started_here=1
 fi
 cleanup() {
-  if [ "$started_here" = 1 ]; then $BIN/clickstream stack down || true; fi
+  if [ "$started_here" = 1 ]; then $BIN/python -m devstack down || true; fi
 }
 trap cleanup EXIT
-$BIN/clickstream stack up
+$BIN/python -m devstack up

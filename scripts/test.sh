@@ -10,6 +10,8 @@ $BIN/ruff check .
 $BIN/ruff format --check .
 echo "== mypy --strict"
 $BIN/mypy .
+echo "== import layers (docs/architecture.md)"
+PYTHONPATH=. $BIN/lint-imports
 make --no-print-directory helm-check
 
 echo "== native core (cargo fmt, clippy, tests)"

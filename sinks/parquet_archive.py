@@ -124,7 +124,7 @@ _OFFER_FIELDS = {
 
 
 def offers_table(rows: Sequence[Any]) -> pa.Table:
-    """The ``offers`` table of offer decisions (:class:`~operators.offer_archive.OfferRow`)."""
+    """The ``offers`` table of offer decisions (:class:`~offers.archive.OfferRow`)."""
     columns = [
         pa.array([getattr(r, _OFFER_FIELDS.get(f.name, f.name)) for r in rows], type=f.type)
         for f in OFFERS_SCHEMA

@@ -101,7 +101,7 @@ class EventArchive:
     def __init__(self, location: str, storage_options: Mapping[str, Any] | None = None) -> None:
         """Open ``location`` (``s3://bucket/prefix`` or a folder).
 
-        ``storage_options`` (s3fs options, e.g. :meth:`flows.settings.Settings.storage_options`)
+        ``storage_options`` (s3fs options, e.g. :meth:`state.settings.Settings.storage_options`)
         apply to an ``s3://`` location only.
         """
         self.location = location

@@ -15,7 +15,6 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from flows.settings import SettingsError, load_settings
 from sources.simulator import DEFAULT_START, SimulationConfig, generate
 from sources.simulator_output import (
     DeliveryError,
@@ -25,6 +24,7 @@ from sources.simulator_output import (
     MessageWriter,
     emit,
 )
+from state.settings import SettingsError, load_settings
 
 
 def simulate(

@@ -20,7 +20,7 @@ import redis
 import s3fs
 from confluent_kafka.admin import AdminClient
 
-from flows.settings import Settings, load_settings
+from state.settings import Settings, load_settings
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _problem(settings: Settings) -> str | None:
 def _servers_ready() -> None:
     problem = _problem(load_settings())
     if problem is not None:
-        message = f"local stack not reachable ({problem}); start it with `clickstream stack up`"
+        message = f"local stack not reachable ({problem}); start it with `make stack-up`"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)

@@ -11,10 +11,10 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from flows.dataflow import build_flow
-from flows.settings import load_settings
 from operators.aggregates import minute_label
 from sinks.dead_letters import decode_dead_letter
 from state.records import ArchiveObject, HashWrite, RawMessage, RedisWrite, StreamEntry
+from state.settings import load_settings
 from tests.support.events import event_json, raw
 
 SETTINGS = load_settings(archive_chunk_rows=7, shard_count=8, allowed_lateness_s=120)

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.settings import Settings
 from sources.kafka import ensure_topics
 from sources.simulator import SimulatedMessage
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 from tests.conftest import Services, fresh_services
 from tests.support.customers import load_simulated_customers
 from tests.support.day_backlog import (

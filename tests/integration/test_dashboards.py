@@ -16,10 +16,10 @@ import pytest
 import redis
 
 from flows.runner import prepare_topics
-from flows.settings import Settings
 from grafana.build import DASHBOARDS
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.frames import (

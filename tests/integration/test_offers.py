@@ -18,15 +18,15 @@ import msgspec
 import pytest
 
 from flows.runner import prepare_topics
-from flows.settings import Settings
 from flows.trino_sql import run
-from operators.offer_archive import OfferRow
+from offers.archive import OfferRow
 from sinks.parquet_archive import ArchiveWriter
 from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from state.contract import Event
 from state.records import ArchiveObject, Arrival
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.events import BASE as EVENTS_BASE

@@ -22,10 +22,10 @@ import pytest
 from devstack.paths import StackPaths
 from devstack.services.kafka import Kafka
 from flows.runner import prepare_topics
-from flows.settings import Settings, load_settings
 from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings, load_settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.exact import assert_journeys_exact, assert_sessions_exact

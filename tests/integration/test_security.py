@@ -23,11 +23,11 @@ from devstack.paths import StackPaths
 from devstack.services.kafka import Kafka
 from devstack.tls import PASSWORD, USER, TlsFiles
 from flows.runner import prepare_topics
-from flows.settings import Settings
 from sinks.redis_projection import redis_client
 from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.exact import assert_journeys_exact

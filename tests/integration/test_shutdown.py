@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from flows.settings import Settings
 from sources.kafka import ensure_topics
 from sources.simulator import SimulatedMessage, SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.exact import assert_journeys_exact, assert_sessions_exact

@@ -14,7 +14,7 @@ from devstack import StackPaths, down, status, up
 from devstack.base import Service
 from devstack.services import S3, SERVICES, Kafka, Redis
 from devstack.services.kafka import HEALTHCHECK_TOPIC, round_trip
-from flows.settings import Settings, load_settings
+from state.settings import Settings, load_settings
 
 # _servers_ready (tests/conftest.py) skips these when the stack is down, or fails them under CI.
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("_servers_ready")]

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from flows.settings import Settings
 from flows.trino_sql import DayRange, connect, run, statements
 from sources.simulator import DEFAULT_START, SimulationConfig, generate
 from sources.simulator_output import JsonLinesWriter
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.identity_reference import ingest_identities

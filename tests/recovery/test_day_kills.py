@@ -14,8 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from flows.settings import Settings
 from sources.kafka import ensure_topics
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
 from tests.support.day_backlog import DAY, PARTITIONS, assert_exact, day_messages, produce

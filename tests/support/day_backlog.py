@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from flows.settings import Settings
 from sources.simulator import SimulatedMessage, SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 from tests.conftest import Services
 from tests.support.exact import assert_journeys_exact, assert_sessions_exact
 from tests.support.journey_reference import Figures, figures

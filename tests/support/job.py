@@ -14,9 +14,9 @@ from typing import Any
 
 import redis
 
-from flows.settings import Settings
 from sources.simulator import SimulatedMessage
 from sources.simulator_output import KafkaWriter
+from state.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CAMPAIGNS = ("atm_decline_personal_loan.py", "standing_order_overdraft.py",

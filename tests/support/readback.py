@@ -12,7 +12,7 @@ import s3fs
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from s3fs.utils import FileExpired
 
-from flows.settings import Settings
+from state.settings import Settings
 
 
 def redis_dump(client: redis.Redis, prefix: str) -> dict[str, Any]:

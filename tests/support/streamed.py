@@ -26,10 +26,10 @@ from flows.dataflow import (
     identity_shard_config,
     journeys_config,
 )
-from flows.settings import Settings
 from operators.journeys import JourneyBatchResult, SessionRecord
 from operators.shard_state import ShardBatchResult, ShardInput
 from state.records import Arrival, RawMessage
+from state.settings import Settings
 
 
 def _no_segments(customers: Any) -> dict[str, str]:

@@ -14,12 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.offers_step import offers_config
-from flows.settings import load_settings
-from offers import Event, History, Offer, Profile, Trigger, campaign
-from offers.api import Campaign
-from offers.backtest import (
+from flows.backtest import (
     Backtest,
     BacktestError,
     CampaignOutcomes,
@@ -27,11 +22,16 @@ from offers.backtest import (
     backtest_archive,
     load_campaigns,
 )
+from flows.cli import app
+from flows.offers_step import offers_config
+from offers import Event, History, Offer, Profile, Trigger, campaign
+from offers.api import Campaign
 from offers.engine import OffersConfig, OffersShard
 from offers.loader import CampaignSet
 from offers.records import iso_ms
 from sources.archive import ArchiveError, EventArchive, day_range
 from state.records import Arrival
+from state.settings import load_settings
 from tests.support.backtest_scenario import (
     ATM,
     COUNTS,

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 
-from flows.settings import load_settings
 from grafana.build import DASHBOARDS, build, dashboard_json, parse, stale
 from grafana.redis_query import DATASOURCE_UID, PLUGIN, RedisQuery
-from operators.journeys import DEFAULT_FUNNELS, Funnel, FunnelStep
+from state.funnels import DEFAULT_FUNNELS, Funnel, FunnelStep
+from state.settings import load_settings
 
 
 def test_the_committed_dashboards_are_what_the_code_builds_and_building_is_stable() -> None:

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.dataflow import SHARD_INPUTS, _decode_step
-from flows.settings import load_settings
 from operators.shard_state import ShardInput
 from state.records import RawMessage
+from state.settings import load_settings
 from tests.support.fuzz import mutated
 from tests.support.reference import is_valid
 from tests.support.streamed import StreamedSteps

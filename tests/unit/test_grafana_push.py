@@ -17,7 +17,7 @@ import pytest
 from grafana.build import build
 from grafana.push import FOLDER_UID, PushError, datasource, push
 from grafana.redis_query import DATASOURCE_UID
-from operators.journeys import DEFAULT_FUNNELS
+from state.funnels import DEFAULT_FUNNELS
 from tests.support.job import ROOT
 
 TOKEN = "glsa_test"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from flows.settings import Settings
+from state.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "bank-clickstream"
@@ -520,7 +520,7 @@ def test_other_settings_pass_through_by_name(helm: Path) -> None:
 
 
 def test_the_schema_knows_the_settings_it_lets_through() -> None:
-    """Every setting the values accept by name is one of flows/settings.py, of the same type;
+    """Every setting the values accept by name is one of state/settings.py, of the same type;
     the secrets and the settings the chart sets itself are refused."""
     schema = json.loads((CHART / "values.schema.json").read_text())
     accepted = schema["properties"]["settings"]["properties"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from flows.cli import app
-from flows.settings import Settings
+from state.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Never in the build context: the venv, the local stack, caches, git, Rust's build, the tests.

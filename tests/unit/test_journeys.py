@@ -7,15 +7,14 @@ import random
 import msgspec
 
 from operators.journeys import (
-    Funnel,
-    FunnelStep,
     JourneyBatchResult,
     JourneyConfig,
     Journeys,
     JourneySnapshot,
 )
 from operators.sessions import SessionEvent
-from operators.totals import HASH, ZSET, FigureDeltas, Totals
+from state.funnels import Funnel, FunnelStep
+from state.totals import HASH, ZSET, FigureDeltas, Totals
 from tests.support.events import journey_batch
 
 MIN = 60_000

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.settings import Settings
+from state.settings import Settings
 from tests.support import journey_reference as ref
 from tests.support.events import event_json, raw
 from tests.support.identity_reference import ingest_identities

@@ -19,12 +19,12 @@ from flows.offers_step import (
     _offer_rows,
     offers_logic,
 )
-from flows.settings import load_settings
 from offers import Profile
+from offers.archive import OfferArchive, OfferRow
 from offers.engine import OffersConfig, OffersShard
 from offers.loader import CampaignSet
-from operators.offer_archive import OfferArchive, OfferRow
 from state.records import ArchiveObject, Arrival
+from state.settings import load_settings
 from state.snapshots import SnapshotVersionError
 from tests.unit.test_offers_engine import atm, loan_campaign, ms
 

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.settings import SettingsError, load_settings
+from state.settings import SettingsError, load_settings
 
 
 def test_topics_and_numbers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

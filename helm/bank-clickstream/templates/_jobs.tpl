@@ -56,7 +56,7 @@ settings and credentials as the job reads them.
     - |
       import sys
       import s3fs
-      from flows.settings import load_settings
+      from state.settings import load_settings
       s3fs.S3FileSystem(**load_settings().storage_options()).get(sys.argv[1], sys.argv[2])
     - {{ .extract | quote }}
     - {{ .local | quote }}

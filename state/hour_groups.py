@@ -2,7 +2,7 @@
 
 :class:`HourGroups` is the buffer of the ``sessions`` table (closed sessions, by the hour of
 their first event; :mod:`operators.session_archive`) and of the ``offers`` table (offer
-decisions, by the hour of their trigger; :mod:`operators.offer_archive`). It lives in a keyed
+decisions, by the hour of their trigger; :mod:`offers.archive`). It lives in a keyed
 step of its own, fed by every journeys or offers shard (:class:`TableRows`), so that an hour of
 the table is one object per table part, not one per shard.
 
@@ -22,8 +22,8 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 
-from operators.clock import ENDLESS, NEVER
 from state.archive_layout import HOUR_MS, hive_partition, late_object_name
+from state.moments import ENDLESS, NEVER
 from state.records import ArchiveObject
 
 R = TypeVar("R")

@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from offers.records import Decision, OfferMessage
-from operators.hour_groups import HourGroups
 from state.archive_layout import HOUR_MS, OFFERS_TABLE
+from state.hour_groups import HourGroups
 from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapshot
 
 SNAPSHOT_VERSION = 2

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as EnvParseError
 
-from operators.journeys import DEFAULT_FUNNELS, Funnel, FunnelStep
+from state.funnels import DEFAULT_FUNNELS, Funnel, FunnelStep
 
 
 class Settings(BaseSettings):

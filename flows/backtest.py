@@ -41,6 +41,7 @@ from offers.records import (
 )
 from sources.archive import EventArchive, HourPartition, ReadStats
 from state.customer_store import CustomerProfile, ExtractError, parse_extract
+from state.moments import NEVER
 from state.records import Arrival
 
 SUPPRESSION_REASONS = (
@@ -242,7 +243,7 @@ class Backtest:
         self._in_chunk: set[str] = set()
         self._due: list[int] = []
         """Send times (ms) of the offers waiting, earliest first."""
-        self._low_ms = -(2**62)
+        self._low_ms = NEVER
 
     def feed(self, arrivals: list[Arrival]) -> None:
         """Decide on customers' events, given in event-time order (one hour, say)."""
