@@ -1,5 +1,6 @@
 """``python -m devstack up|down|status`` (``make stack-up``): development tooling, not shipped in
-the wheel."""
+the wheel.
+"""
 
 from __future__ import annotations
 

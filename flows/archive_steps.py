@@ -63,8 +63,10 @@ class ArchiveLogic(StatefulBatchLogic[list[Arrival] | bytes, list[ArchiveObject]
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """The input ended (a back-fill or a bounded run): write everything open. On a
-        requested stop the open chunks stay in the saved state."""
+        """The input ended (a back-fill or a bounded run): write everything open.
+
+        On a requested stop the open chunks stay in the saved state.
+        """
         if stop_requested():
             return [], StatefulBatchLogic.RETAIN
         objects = self.buffer.flush_all()
@@ -134,8 +136,10 @@ class HourArchiveLogic(StatefulBatchLogic[TableRows, list[ArchiveObject], bytes]
         return ([objects] if objects else []), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[list[ArchiveObject]], bool]:
-        """A bounded input ended: every row has arrived; write every hour with new rows. On a
-        requested stop the hours stay in the saved state."""
+        """A bounded input ended: every row has arrived; write every hour with new rows.
+
+        On a requested stop the hours stay in the saved state.
+        """
         if stop_requested():
             return [], StatefulBatchLogic.RETAIN
         self._upstream.at_end()
@@ -169,7 +173,8 @@ def hour_archive_logic(
     wait_for_epoch: bool,
 ) -> HourArchiveLogic:
     """A table part's step logic, from its snapshot or new; ``groups`` builds the table's
-    :class:`HourGroups` from its own snapshot bytes (or empty)."""
+    :class:`HourGroups` from its own snapshot bytes (or empty).
+    """
     state = (
         decode_snapshot(resume, HourArchiveSnapshot, HOUR_ARCHIVE_SNAPSHOT_VERSION)
         if resume is not None

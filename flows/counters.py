@@ -39,7 +39,8 @@ class Counter(Protocol[V]):
 
 class CounterLogic(StatefulBatchLogic[V | bytes, list[RedisWrite], bytes], Generic[V]):
     """Bytewax shim around a :class:`Counter`; ``exchange`` unpacks the deltas that crossed
-    from another process as bytes."""
+    from another process as bytes.
+    """
 
     def __init__(self, counter: Counter[V], exchange: Exchange[V]) -> None:
         """Wrap a counter."""
@@ -90,7 +91,8 @@ class FigureCounter:
 
 class MinuteCounter:
     """A per-minute series; its minutes close by the senders' watermark (see
-    :class:`~flows.stateful.UpstreamProgress`)."""
+    :class:`~flows.stateful.UpstreamProgress`).
+    """
 
     def __init__(self, series: MinuteSeries, wait_for_epoch: bool) -> None:
         """Wrap a series."""

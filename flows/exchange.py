@@ -55,7 +55,8 @@ class Exchange(Generic[T]):
 
     def __init__(self, kind: Any, placement: Placement | None = None) -> None:
         """``kind`` is the item type (a msgspec struct or a ``list[...]`` of one); without a
-        ``placement`` (one process) nothing is packed."""
+        ``placement`` (one process) nothing is packed.
+        """
         self._placement = placement
         self._decode: Callable[[bytes], T] = msgspec.msgpack.Decoder(kind).decode
 

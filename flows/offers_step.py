@@ -158,7 +158,8 @@ class OffersLogic(StatefulBatchLogic[OffersBatch | bytes, OffersOutput, bytes]):
 
     def on_eof(self) -> tuple[Iterable[OffersOutput], bool]:
         """A bounded input ended (a back-fill): decide every pending offer now (not on a
-        requested stop: pending offers wait in the saved state for their time)."""
+        requested stop: pending offers wait in the saved state for their time).
+        """
         if stop_requested():
             return [], StatefulBatchLogic.RETAIN
         self._low_ms = max(self._low_ms, self._upstream.at_end())

@@ -1,6 +1,7 @@
 """The customer store as the journeys (segments) and the offers (profiles) read it: one reader
 per process, so that a customer read by one is cached for the other, connecting on first use (in
-the worker, not at flow build time) and waiting out the store's outages."""
+the worker, not at flow build time) and waiting out the store's outages.
+"""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def _plain(value: Any) -> Any:
 
 def report_table(name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
     """A report as a rich table: on a narrow terminal headers and cells fold onto more lines,
-    never cut short."""
+    never cut short.
+    """
     table = Table(title=name)
     for column in columns:
         table.add_column(column, overflow="fold")
@@ -119,7 +120,8 @@ def report(
     ] = None,
 ) -> None:
     """Run a report and print it; ``--day`` or ``--from``/``--to`` read only those days'
-    partitions (sessions by their start, offers by their trigger; docs/archive.md)."""
+    partitions (sessions by their start, offers by their trigger; docs/archive.md).
+    """
     from flows.trino_sql import DayRange, reports, run
     from state.settings import load_settings
 

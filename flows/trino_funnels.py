@@ -33,7 +33,8 @@ def _column(funnel_index: int, step_number: int) -> str:
 def _reached(funnel_index: int, funnel: Funnel) -> str:
     """How many steps a session reaches: every event matching step 1 is tried as a start; from
     it, later events are walked in order and each one matching the next step, within the window
-    from the start, advances a step; the best start counts (0 when step 1 never occurs)."""
+    from the start, advances a step; the best start counts (0 when step 1 never occurs).
+    """
     advance = " ".join(
         f"WHEN {k} THEN {_column(funnel_index, k + 1)}[j]" for k in range(1, len(funnel.steps))
     )

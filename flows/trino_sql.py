@@ -140,7 +140,8 @@ def run(
     settings: Settings, name: str, schema: str | None = None, days: DayRange | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run every statement of ``sql/<name>.sql`` (a report: over the partitions of ``days``);
-    return the last one's columns and rows."""
+    return the last one's columns and rows.
+    """
     cursor = connect(settings).cursor()
     schema = schema or settings.trino_schema
     through = None

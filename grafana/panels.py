@@ -148,7 +148,8 @@ def hash_bars(
     fields: str | None = None,
 ) -> Any:
     """A hash's fields (those matching the regular expression ``fields``) as horizontal bars,
-    largest first (or in field order: ``by_label``)."""
+    largest first (or in field order: ``by_label``).
+    """
     panel = _panel(bargauge.Panel(), title, description, hgetall(key), width, 9)
     steps = sorted_rows(label, value, by=label if by_label else None, desc=not by_label)
     if fields is not None:

@@ -91,7 +91,8 @@ def _ms(text: str) -> int:
 
 def offer_rows(decisions: list[Decision], offers: list[OfferMessage]) -> list[OfferRow]:
     """The rows of a batch of decisions; a ``sent`` release carries its offer's channel,
-    template and non-personal parameters."""
+    template and non-personal parameters.
+    """
     sent = {o.offer_id: o for o in offers}
     rows = []
     for d in decisions:
@@ -146,7 +147,8 @@ class _OfferArchiveSnapshotV1(msgspec.Struct, frozen=True):
 
 def _migrate(version: int, snapshot: bytes) -> OfferArchiveSnapshot:
     """Version 1 kept each sent offer's text; its rows come back without it (the objects they
-    are rewritten into then hold no personal data either)."""
+    are rewritten into then hold no personal data either).
+    """
     if version != 1:
         msg = f"OfferArchiveSnapshot version {version!r} cannot be restored (this code reads 1, 2)"
         raise SnapshotVersionError(msg)

@@ -36,7 +36,8 @@ class History:
     @property
     def session(self) -> list[Event]:
         """The app (mobile and web) events of the current session: those since the last gap over
-        the session gap, up to the trigger."""
+        the session gap, up to the trigger.
+        """
         run: list[Event] = []
         newer = self._now_ms
         for event, ms in zip(reversed(self._events), reversed(self._times), strict=True):

@@ -70,7 +70,8 @@ class MinuteSeriesSnapshot(msgspec.Struct, frozen=True):
 
 class MinuteDeltas(msgspec.Struct, frozen=True, gc=False):
     """One sender's per-minute deltas, and its watermark: no later delta of its will be for a
-    minute that ended before ``watermark_ms`` less the series' delay."""
+    minute that ended before ``watermark_ms`` less the series' delay.
+    """
 
     watermark_ms: int
     counts: MinuteCounts
@@ -147,7 +148,8 @@ class MinuteSeries:
     ) -> list[RedisWrite]:
         """Add deltas; move to the senders' watermark and what they hold open (sender → its
         ``open_from_ms``, see :class:`MinuteDeltas`); return the writes that make Redis show
-        the new totals and the minutes that became final."""
+        the new totals and the minutes that became final.
+        """
         self._watermark_ms = max(self._watermark_ms, watermark_ms)
         if open_from:
             self._open_from.update(open_from)
@@ -268,7 +270,8 @@ class PipelineTotals:
 
     def apply(self, deltas: Iterable[dict[str, int]], *, sample: bool = False) -> list[RedisWrite]:
         """Add deltas; return the writes of the hashes (and the samples when due, or when
-        ``sample``)."""
+        ``sample``).
+        """
         totals = self.totals
         lag_changed = False
         for delta in deltas:
@@ -307,8 +310,10 @@ class PipelineTotals:
         return writes
 
     def epoch_closed(self) -> None:
-        """Bytewax closed an epoch of this step: with a recovery store, its snapshot is written
-        now. The time goes to ``<prefix>:ops:recent`` as ``epoch_closed_at_ms``."""
+        """Bytewax closed an epoch of this step: with a recovery store, its snapshot is written now.
+
+        The time goes to ``<prefix>:ops:recent`` as ``epoch_closed_at_ms``.
+        """
         self._epoch_closed_ms = int(self._clock() * 1000)
 
     def _recent(self, now: float) -> dict[str, int | float | str]:

@@ -174,7 +174,8 @@ class KafkaTopicsSink(DynamicSink[Message]):
         """A sink for the brokers and connection of ``kafka`` (librdkafka settings, as
         ``Settings.kafka_config`` gives them); ``config`` adds producer settings. A message
         to ``once_topic`` with an ``offer_id`` header already written there in the last
-        ``once_window_s`` (or by this sink since it started) is not written again."""
+        ``once_window_s`` (or by this sink since it started) is not written again.
+        """
         self._once_topic = once_topic
         self._once_window_s = once_window_s
         self._kafka: dict[str, Any] = dict(kafka)

@@ -161,7 +161,8 @@ class ArchiveWriter:
         outage_limit_s: float = DEFAULT_LIMIT_S,
     ) -> None:
         """Connect to the bucket, creating it when it does not exist; an outage of S3 of up to
-        ``outage_limit_s`` is waited out (see :mod:`state.outage`)."""
+        ``outage_limit_s`` is waited out (see :mod:`state.outage`).
+        """
         # Fail fast (two attempts, short connect timeout) and let the outage wait with its
         # backoff and say so: s3fs's own retries would hide a minute's outage in silence.
         config = {
@@ -254,7 +255,8 @@ partition the sink had before, so an older recovery store resumes."""
 
 def archive_partition(item_key: str, workers: int) -> int:
     """The index in :data:`ARCHIVE_PARTITIONS` of the partition of the worker Bytewax runs
-    ``item_key``'s state on (with more workers than partitions, some objects cross)."""
+    ``item_key``'s state on (with more workers than partitions, some objects cross).
+    """
     return bytewax_worker(item_key, workers) % len(ARCHIVE_PARTITIONS)
 
 
@@ -296,7 +298,8 @@ class ParquetArchiveSink(FixedPartitionedSink[list[ArchiveObject], None]):
 
     def part_fn(self, item_key: str) -> int:
         """The partition whose primary is the worker the item comes from (see
-        :func:`archive_partition`)."""
+        :func:`archive_partition`).
+        """
         return archive_partition(item_key, self._workers)
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ArchivePartition:

@@ -21,7 +21,8 @@ _STREAM_ID_TAKEN = "equal or smaller than the target stream top item"
 def redis_client(url: str, options: Mapping[str, Any] | None = None) -> redis.Redis:
     """A client for ``url`` (``options``: more redis-py settings, e.g. the TLS CA of
     ``Settings.redis_options``) that fails fast on a dead connection (so that an outage is
-    noticed and waited out, see :mod:`state.outage`) rather than hanging."""
+    noticed and waited out, see :mod:`state.outage`) rather than hanging.
+    """
     return redis.Redis.from_url(
         url, socket_connect_timeout=5, socket_timeout=30, **dict(options or {})
     )
@@ -94,7 +95,8 @@ class RedisProjectionSink(DynamicSink[list[RedisWrite]]):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         """Create the sink for the Redis at ``url`` (``options``: more redis-py settings); it
-        waits out an outage of up to ``outage_limit_s`` (see :mod:`state.outage`)."""
+        waits out an outage of up to ``outage_limit_s`` (see :mod:`state.outage`).
+        """
         self._url = url
         self._outage_limit_s = outage_limit_s
         self._options = dict(options or {})

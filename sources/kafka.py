@@ -169,7 +169,8 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
 
     def _probe(self, now: float) -> None:
         """While the brokers were unreachable and nothing arrives (a quiet topic), ask for the
-        partition's end now and then: an answer means they are back (for /ready and the log)."""
+        partition's end now and then: an answer means they are back (for /ready and the log).
+        """
         if now - (self._unreachable_since or now) < PROBE_S:
             return
         self._unreachable_since = now
@@ -181,7 +182,8 @@ class _KafkaPartition(StatefulSourcePartition[RawMessage, int]):
 
     def _report_lag(self, append: Callable[[RawMessage], None]) -> None:
         """How many messages are after the next offset, by the end the consumer last fetched
-        (librdkafka's cached high watermark: no request to the broker)."""
+        (librdkafka's cached high watermark: no request to the broker).
+        """
         if self._eof:
             behind = 0
         else:

@@ -55,6 +55,7 @@ class MessageWriter(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Close the output: wait for every message, or briefly when the run failed."""
         """Close; when the run failed, finish what can be finished without raising again."""
 
 
@@ -174,6 +175,7 @@ class KafkaWriter:
             )
 
     def __enter__(self) -> Self:
+        """The writer itself."""
         return self
 
     def __exit__(
@@ -182,6 +184,7 @@ class KafkaWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Close the output: wait for every message, or briefly when the run failed."""
         if exc_type is None:
             self.close()
         else:
@@ -225,6 +228,7 @@ class JsonLinesWriter:
         self._raw.close()
 
     def __enter__(self) -> Self:
+        """The writer itself."""
         return self
 
     def __exit__(
@@ -233,6 +237,7 @@ class JsonLinesWriter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        """Close the output: wait for every message, or briefly when the run failed."""
         self.close()
 
 

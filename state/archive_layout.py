@@ -127,7 +127,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def events_object_name(source: str, partition: int, first_offset: int) -> str:
     """An ``events`` object: the rows of one input partition from ``first_offset`` on
-    (``<topic>-pNNNN-oOFFSET``; a file replay is ``file-<name>-<crc32 of its path>``)."""
+    (``<topic>-pNNNN-oOFFSET``; a file replay is ``file-<name>-<crc32 of its path>``).
+    """
     if source.startswith("file:"):
         path = source.removeprefix("file:")
         base = _UNSAFE.sub("_", path.rsplit("/", 1)[-1])
@@ -151,5 +152,6 @@ DEVICE_PREFIX = "device:"
 
 def archived_identity(customer_id: str | None, known_customer: str | None, device_id: str) -> str:
     """The ``identity`` column of an ``events`` row: its customer id, else the customer its
-    device was known to be logged in as when the job read it, else ``device:<device_id>``."""
+    device was known to be logged in as when the job read it, else ``device:<device_id>``.
+    """
     return customer_id or known_customer or f"{DEVICE_PREFIX}{device_id}"

@@ -1,5 +1,6 @@
 """Funnels: ordered steps a session reaches within a window, the shipped ones and their
-parts (configured with ``CLICKSTREAM_FUNNELS``, counted by ``native/src/tally.rs``)."""
+parts (configured with ``CLICKSTREAM_FUNNELS``, counted by ``native/src/tally.rs``).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ class FunnelStep(msgspec.Struct, frozen=True):
 
 class Funnel(msgspec.Struct, frozen=True):
     """Ordered steps reached within a conversion window from the first step (every occurrence
-    of step 1 is tried as a start, and the best is kept; counted by ``native/src/tally.rs``)."""
+    of step 1 is tried as a start, and the best is kept; counted by ``native/src/tally.rs``).
+    """
 
     name: str
     steps: tuple[FunnelStep, ...]

@@ -48,6 +48,7 @@ class HourGroups(ABC, Generic[R]):
         hour_of: Callable[[R], int],
         row_id: Callable[[R], str],
     ) -> None:
+        """A buffer for ``table``; the attributes above say what each argument is."""
         self._table = table
         self._max_age_s = max_age_s
         self._retire_ms = retire_ms

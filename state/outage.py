@@ -54,7 +54,8 @@ class Outage:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Retry calls to ``service`` (at ``where``, for the log) that fail with an error
-        ``transient`` accepts, for up to ``limit_s`` seconds of outage."""
+        ``transient`` accepts, for up to ``limit_s`` seconds of outage.
+        """
         self.service = service
         self._where = where
         self._transient = transient
@@ -138,7 +139,8 @@ class Outage:
 
 class _DroppedConnections(logging.Filter):
     """asyncio's "Task exception was never retrieved" for each request an S3 outage cut: the
-    outage is said once by :class:`Outage`, not once per dropped connection."""
+    outage is said once by :class:`Outage`, not once per dropped connection.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None

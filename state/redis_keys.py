@@ -78,7 +78,8 @@ def offers_key(prefix: str, day: str, family: str) -> str:
 
 def month_key(prefix: str, month: str, figure: str) -> str:
     """A figure of every day of a UTC month, a field per day of month (``01``…``31``):
-    ``cs:month:2026-01:sessions``."""
+    ``cs:month:2026-01:sessions``.
+    """
     return f"{prefix}:month:{month}:{figure}"
 
 

@@ -289,8 +289,9 @@ class Settings(BaseSettings):
         return [b.strip() for b in self.kafka_bootstrap_servers.split(",") if b.strip()]
 
     def kafka_config(self) -> dict[str, str]:
-        """librdkafka settings every Kafka client of the job starts from: the brokers, and how
-        to authenticate and encrypt (SASL, TLS)."""
+        """Librdkafka settings every Kafka client of the job starts from: the brokers, and how
+        to authenticate and encrypt (SASL, TLS).
+        """
         config = {
             "bootstrap.servers": ",".join(self.kafka_brokers),
             "security.protocol": self.kafka_security_protocol,
@@ -340,7 +341,8 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, str]:
         """The settings as ``CLICKSTREAM_*`` variables for people to read: secrets and the
-        passwords in URLs masked."""
+        passwords in URLs masked.
+        """
         shown: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, SecretStr):

@@ -98,9 +98,12 @@ class Kafka(Service):
 
     @property
     def faults_port(self) -> int:
-        """A plain-text listener for fault tests, on the broker's port plus three. It tells
-        clients to connect to :attr:`faults_proxy_port` instead, where a test puts a TCP proxy
-        that it can cut: every connection of a client then goes through the proxy."""
+        """A plain-text listener for fault tests, on the broker's port plus three.
+
+        It tells clients to connect to :attr:`faults_proxy_port` instead, where a test puts
+        a TCP proxy that it can cut: every connection of a client then goes through the
+        proxy.
+        """
         return self.port + 3
 
     @property

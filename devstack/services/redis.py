@@ -39,7 +39,8 @@ def server_binary() -> Path:
 
 class Redis(Service):
     """A Redis-protocol server on the host and port of ``redis_url``, keeping its data across a
-    restart as a production Redis would (an append-only file under ``.stack/data/redis``)."""
+    restart as a production Redis would (an append-only file under ``.stack/data/redis``).
+    """
 
     name = "redis"
     title = "Redis"
@@ -75,7 +76,8 @@ class Redis(Service):
 
     def command(self) -> list[str]:
         """The server on the configured port, loopback only, every write appended to its file
-        (flushed every second): the customer store and the figures survive a restart."""
+        (flushed every second): the customer store and the figures survive a restart.
+        """
         bind = "127.0.0.1" if self.host == "localhost" else self.host
         command = [
             str(server_binary()),

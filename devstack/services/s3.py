@@ -70,7 +70,7 @@ class S3(Service):
         return bool(url) and urlsplit(url).scheme == "http" and super().local
 
     def check_prerequisites(self) -> None:
-        """moto's server must be installed.
+        """Moto's server must be installed.
 
         Raises:
             StackError: When it is not.
