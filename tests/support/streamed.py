@@ -15,16 +15,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from flows.dataflow import (
+from flows.routes import decode_step, route_journeys
+from flows.shard_steps import (
     JOURNEY_BATCHES,
     SHARD_INPUTS,
     JourneysLogic,
     ShardLogic,
-    _decode_step,
-    _journeys_logic,
-    _route_journeys,
     identity_shard_config,
     journeys_config,
+    journeys_logic,
 )
 from operators.journeys import JourneyBatchResult, SessionRecord
 from operators.shard_state import ShardBatchResult, ShardInput
@@ -48,8 +47,8 @@ class StreamedSteps:
         self._keep = keep
         self._shard_config = identity_shard_config(settings, positions)
         self._journey_config = journeys_config(settings)
-        self._decode = _decode_step(settings, None, SHARD_INPUTS)
-        self._route = _route_journeys(JOURNEY_BATCHES)
+        self._decode = decode_step(settings, None, SHARD_INPUTS)
+        self._route = route_journeys(JOURNEY_BATCHES)
         self.shards: dict[str, ShardLogic] = {}
         self.journeys: dict[str, JourneysLogic] = {}
         self.sessions: list[SessionRecord] = []
@@ -95,7 +94,7 @@ class StreamedSteps:
             for name, shard in self.shards.items()
         }
         self.journeys = {
-            name: _journeys_logic(logic.snapshot(), self._journey_config, _no_segments, False)
+            name: journeys_logic(logic.snapshot(), self._journey_config, _no_segments, False)
             for name, logic in self.journeys.items()
         }
 
@@ -115,7 +114,7 @@ class StreamedSteps:
         for name in sorted(names):
             logic = self.journeys.get(name)
             if logic is None:
-                logic = self.journeys[name] = _journeys_logic(
+                logic = self.journeys[name] = journeys_logic(
                     None, self._journey_config, _no_segments, False
                 )
             if name in to_journeys:

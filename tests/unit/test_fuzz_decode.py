@@ -10,7 +10,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.dataflow import SHARD_INPUTS, _decode_step
+from flows.routes import decode_step
+from flows.shard_steps import SHARD_INPUTS
 from operators.shard_state import ShardInput
 from state.records import RawMessage
 from state.settings import load_settings
@@ -26,7 +27,7 @@ def _messages(rng: random.Random, count: int) -> list[RawMessage]:
 
 
 def _check(messages: list[RawMessage]) -> None:
-    decode = _decode_step(SETTINGS, None, SHARD_INPUTS)
+    decode = decode_step(SETTINGS, None, SHARD_INPUTS)
     [out] = decode(messages)
     accepted = {
         arrival.offset
