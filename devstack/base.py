@@ -20,6 +20,7 @@ from typing import ClassVar, NoReturn
 from devstack import procs
 from devstack.errors import StackError
 from devstack.paths import StackPaths
+from devstack.polling import poll_until
 from state.settings import Settings
 
 Reporter = Callable[[str], None]
@@ -293,25 +294,30 @@ class Service(ABC):
                 holds the end of the log. A process that never became ready is stopped.
         """
         began = time.monotonic()
-        deadline = began + self.ready_timeout_s
-        while True:
+        problems: list[str] = []
+
+        def answered() -> bool:
             exit_code = process.poll() if process is not None else None
             if exit_code is not None:
                 self.pid_file.unlink(missing_ok=True)
                 self._fail(f"{self.title} exited with code {exit_code} while starting", log_offset)
             if process is None and self.pid() is None:
                 self._fail(f"{self.title} exited while starting", log_offset)
-            problem = self.answer(min(2.0, max(0.5, deadline - time.monotonic())))
+            left = self.ready_timeout_s - (time.monotonic() - began)
+            problem = self.answer(min(2.0, max(0.5, left)))
             if problem is None:
-                return time.monotonic() - began
-            if time.monotonic() >= deadline:
-                self.stop()
-                self._fail(
-                    f"{self.title} did not answer within {self.ready_timeout_s:.0f} s "
-                    f"(last: {problem}); it was stopped",
-                    log_offset,
-                )
-            time.sleep(0.25)
+                return True
+            problems.append(problem)
+            return False
+
+        if poll_until(answered, self.ready_timeout_s, 0.25):
+            return time.monotonic() - began
+        self.stop()
+        self._fail(
+            f"{self.title} did not answer within {self.ready_timeout_s:.0f} s "
+            f"(last: {problems[-1]}); it was stopped",
+            log_offset,
+        )
 
     def _fail(self, message: str, log_offset: int) -> NoReturn:
         """Raise a StackError with ``message`` and the last 30 lines of this run's log."""

@@ -8,12 +8,14 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
+
 from devstack.errors import StackError
+from devstack.polling import poll_until
 
 # A pid file is written right after its process starts; a process with that pid that started
 # later than this (plus a margin) is a different process that reused the pid.
@@ -57,29 +59,22 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    """The fields of ``/proc/PID/stat`` after the command name, or None without procfs."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rindex(")") + 2 :].split()
+def _process(pid: int) -> psutil.Process | None:
+    """The running process ``pid`` (reaping it first if it is our exited child), else None.
 
-
-def _start_time(pid: int) -> float | None:
-    """When process ``pid`` started, as a Unix time, or None where procfs cannot tell."""
-    fields = _proc_stat(pid)
-    if fields is None:
-        return None
+    A zombie counts as gone: it has exited and only waits for its parent to collect it.
+    """
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
     try:
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-    except (OSError, StopIteration, IndexError, ValueError):
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.NoSuchProcess:
         return None
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except psutil.AccessDenied:
+        pass
+    return process
 
 
 def pid_alive(pid: int) -> bool:
@@ -91,16 +86,7 @@ def pid_alive(pid: int) -> bool:
     Returns:
         True while the process runs.
     """
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    fields = _proc_stat(pid)
-    return fields is None or fields[0] != "Z"
+    return _process(pid) is not None
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -118,11 +104,19 @@ def read_pid(pid_file: Path) -> int | None:
     except (OSError, ValueError):
         pid_file.unlink(missing_ok=True)
         return None
-    started = _start_time(pid)
-    if not pid_alive(pid) or (started is not None and started > written + _PID_REUSE_MARGIN_S):
+    process = _process(pid)
+    if process is None or _started_after(process, written + _PID_REUSE_MARGIN_S):
         pid_file.unlink(missing_ok=True)
         return None
     return pid
+
+
+def _started_after(process: psutil.Process, moment: float) -> bool:
+    """Whether ``process`` started after the Unix time ``moment`` (False where it cannot tell)."""
+    try:
+        return process.create_time() > moment
+    except psutil.Error:
+        return False
 
 
 def write_pid(pid_file: Path, pid: int) -> None:
@@ -246,33 +240,31 @@ def terminate(pid: int, timeout: float) -> None:
         pid: The process id.
         timeout: Seconds to wait after SIGTERM before sending SIGKILL.
     """
+    process = _process(pid)
+    if process is None:
+        return
     try:
         group = os.getpgid(pid)
     except ProcessLookupError:
         return
 
     def send(sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        # psutil has no process groups; a lone process is signalled through psutil, which
+        # refuses a pid that was reused by another process meanwhile.
+        with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
             if group == pid:
                 os.killpg(group, sig)
             else:
-                os.kill(pid, sig)
+                process.send_signal(sig)
+
+    def gone() -> bool:
+        return not pid_alive(pid)
 
     send(signal.SIGTERM)
-    if _wait_gone(pid, timeout):
+    if poll_until(gone, timeout, 0.1):
         return
     send(signal.SIGKILL)
-    _wait_gone(pid, 10.0)
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    """Wait up to ``timeout`` seconds for process ``pid`` to end; True if it did."""
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
+    poll_until(gone, 10.0, 0.1)
 
 
 def tail(path: Path, lines: int = 30, offset: int = 0) -> str:

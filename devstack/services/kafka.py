@@ -12,6 +12,7 @@ from typing import Any
 from devstack import java, procs
 from devstack.base import Service
 from devstack.errors import StackError
+from devstack.polling import poll_until
 from devstack.tls import PASSWORD, USER, TlsFiles
 
 JAVA_MINIMUM = 17
@@ -364,7 +365,10 @@ def round_trip(config: dict[str, Any], topic: str, timeout: float) -> float:
     from confluent_kafka.cimpl import NewTopic
 
     began = time.monotonic()
-    deadline = began + timeout
+
+    def left() -> float:
+        return timeout - (time.monotonic() - began)
+
     admin = AdminClient(config)  # must outlive its futures
     futures = admin.create_topics([NewTopic(topic, 1, 1)])
     try:
@@ -378,7 +382,7 @@ def round_trip(config: dict[str, Any], topic: str, timeout: float) -> float:
     delivered: list[Any] = []
     producer = Producer({**config, "acks": "all", "enable.idempotence": True})
     producer.produce(topic, marker, on_delivery=lambda err, msg: delivered.append((err, msg)))
-    producer.flush(max(1.0, deadline - time.monotonic()))
+    producer.flush(max(1.0, left()))
     if not delivered or delivered[0][0] is not None:
         raise RuntimeError(f"produce failed: {delivered[0][0] if delivered else 'no delivery'}")
     offset = delivered[0][1].offset()
@@ -386,14 +390,18 @@ def round_trip(config: dict[str, Any], topic: str, timeout: float) -> float:
     consumer = Consumer({**config, "group.id": "devstack-healthcheck", "enable.auto.commit": False})
     try:
         consumer.assign([TopicPartition(topic, 0, offset)])
-        while time.monotonic() < deadline:
+
+        def read_marker() -> bool:
             message = consumer.poll(1.0)
             if message is None:
-                continue
+                return False
             if message.error():
                 raise RuntimeError(f"consume failed: {message.error()}")
-            if message.value() == marker:
-                return time.monotonic() - began
+            return message.value() == marker
+
+        # The consumer's poll waits for messages itself: no pause between reads.
+        if poll_until(read_marker, left(), 0.0):
+            return time.monotonic() - began
         raise RuntimeError(f"the produced message was not read back within {timeout:.0f} s")
     finally:
         consumer.close()

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from devstack.polling import poll_until
 from sources.simulator import SimulatedMessage
 from sources.simulator_output import KafkaWriter
 from state.settings import Settings
@@ -131,12 +132,8 @@ def start_cluster(
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     """Poll ``condition`` every half second; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+    if not poll_until(condition, timeout_s, 0.5):
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def accepted(client: redis.Redis, settings: Settings) -> int:

@@ -12,6 +12,7 @@ import s3fs
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from s3fs.utils import FileExpired
 
+from devstack.polling import poll_until
 from state.settings import Settings
 
 
@@ -93,16 +94,19 @@ def topic_values(settings: Settings, topic: str, timeout_s: float = 20) -> list[
     done: set[int] = set()
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
     done = {p for p, end in ends.items() if end == 0}
-    deadline = time.monotonic() + timeout_s
-    while len(done) < len(partitions) and time.monotonic() < deadline:
-        message = consumer.poll(0.5)
-        if message is None:
-            continue
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                done.add(message.partition() or 0)
-            continue
-        values.append(message.value() or b"")
+
+    def read_one() -> bool:
+        """Read a message (the consumer's poll waits for it); True once every partition ended."""
+        if len(done) < len(partitions):
+            message = consumer.poll(0.5)
+            if message is not None:
+                error = message.error()
+                if error is None:
+                    values.append(message.value() or b"")
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    done.add(message.partition() or 0)
+        return len(done) >= len(partitions)
+
+    poll_until(read_one, timeout_s, 0.0)
     consumer.close()
     return values
