@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
+from cachetools import LRUCache
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as ConfluentKafkaError
 
@@ -50,18 +50,14 @@ class SeenOffers:
         """
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, not {capacity}")
-        self._capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ids: LRUCache[str, None] = LRUCache(maxsize=capacity)
 
     def add(self, offer_id: str) -> bool:
         """Remember ``offer_id``; True when it is new, False when it was already remembered."""
-        if offer_id in self._ids:
-            self._ids.move_to_end(offer_id)
-            return False
+        new = offer_id not in self._ids
+        # Storing marks the id most recently seen; a new one evicts the least recent at capacity.
         self._ids[offer_id] = None
-        if len(self._ids) > self._capacity:
-            self._ids.popitem(last=False)
-        return True
+        return new
 
     def __contains__(self, offer_id: object) -> bool:
         """True when ``offer_id`` is remembered."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import redis
+from cachetools import Cache, LRUCache
 
 from state.outage import Outage
 
@@ -210,13 +210,26 @@ class CustomerProfiles:
         clock: Callable[[], float] = time.monotonic,
         outage: Outage | None = None,
     ) -> None:
-        """Create a reader for the store under ``prefix``; ``outage`` waits out the store's
-        outages (see :mod:`state.outage`), else its errors are raised."""
+        """Create a reader for the store under ``prefix``.
+
+        Args:
+            client: The store's Redis client.
+            prefix: The key prefix of the store.
+            cache_size: Profiles kept in memory, least recently used evicted first.
+            version_check_s: Seconds between checks for a newly loaded extract.
+            clock: Monotonic seconds (injected by tests).
+            outage: Waits out the store's outages (see :mod:`state.outage`); without it the
+                store's errors are raised.
+
+        Raises:
+            ValueError: When ``cache_size`` is below 1.
+        """
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, not {cache_size}")
         self._client = client
         self._outage = outage
         self._prefix = prefix
-        self._cache: OrderedDict[str, CustomerProfile] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRUCache[str, CustomerProfile] = LRUCache(maxsize=cache_size)
         self._check_s = version_check_s
         self._clock = clock
         self._version: str | None = None
@@ -235,11 +248,10 @@ class CustomerProfiles:
         found: dict[str, CustomerProfile] = {}
         missing = []
         for customer_id in wanted:
-            profile = self._cache.get(customer_id)
+            profile = self._cache.get(customer_id)  # a hit becomes the most recently used
             if profile is None:
                 missing.append(customer_id)
             else:
-                self._cache.move_to_end(customer_id)
                 found[customer_id] = profile
         if missing:
             found.update(self._fetch(missing))
@@ -257,18 +269,18 @@ class CustomerProfiles:
         found: dict[str, str] = {}
         missing = []
         for customer_id in customer_ids:
-            profile = cache.get(customer_id)
-            if profile is None:
-                missing.append(customer_id)
+            if customer_id in cache:
+                # Cache's own lookup, not LRUCache's: it leaves the customer's place unchanged.
+                found[customer_id] = Cache.__getitem__(cache, customer_id).segment
             else:
-                found[customer_id] = profile.segment
+                missing.append(customer_id)
         if missing:
             for customer_id, profile in self._fetch(missing).items():
                 found[customer_id] = profile.segment
         return found
 
     def _fetch(self, customer_ids: list[str]) -> dict[str, CustomerProfile]:
-        """Read profiles from the store into the cache (evicting the oldest over the size)."""
+        """Read profiles from the store into the cache (evicting the least recently used)."""
         fetched: list[Any] = []
         if self._version is not None:
             pipe = self._client.pipeline(transaction=False)
@@ -282,8 +294,6 @@ class CustomerProfiles:
             profile = self._decode(raw) if raw is not None else CustomerProfile(customer_id)
             found[customer_id] = profile
             self._cache[customer_id] = profile
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
         return found
 
     def _call(self, action: Callable[[], Any]) -> Any:
