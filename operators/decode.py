@@ -20,15 +20,6 @@ from state.records import Arrival, DeadLetter, RawMessage
 STEP_ID = "decode"
 
 
-def shard_of(identity_key: str, shard_count: int) -> int:
-    """Stable shard of a customer or device id: the same in every process and on every restart.
-
-    Python's ``hash()`` is salted per process, so it would scatter a customer's state after a
-    restart; CRC-32 is stable and cheap.
-    """
-    return zlib.crc32(identity_key.encode()) % shard_count
-
-
 def shard_name(shard: int) -> str:
     """The state key of a shard (fixed width so that keys sort in shard order)."""
     return f"shard-{shard:04d}"
@@ -138,7 +129,8 @@ class BatchDecoder:
                     dead.append(_dead(message, "validate", "ContractViolation", problem, failed_at))
                     continue
             # By device where there is one: a device's anonymous events and its logins must
-            # meet in one shard to be stitched.
+            # meet in one shard to be stitched. CRC-32, not Python's hash() (salted per
+            # process): the same shard in every process and after every restart.
             device_id = event.device_id
             routing = device_id if device_id is not None else customer_id or ""
             shard = shard_names[crc32(routing.encode()) % shard_count]

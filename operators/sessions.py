@@ -28,8 +28,3 @@ class SessionEvent(msgspec.Struct, frozen=True, gc=False, array_like=True, order
     element: str | None = None
     form: str | None = None
     error_code: str | None = None
-
-    @property
-    def in_session(self) -> bool:
-        """App events (mobile, web) make sessions; ATM, branch and core events do not."""
-        return self.channel in ("mobile", "web")

@@ -96,7 +96,8 @@ def _by_minute(seen: dict[str, int]) -> dict[int, list[str]]:
 def _migrate(version: int, snapshot: bytes) -> ShardSnapshot:
     """Version 1 (the skeleton) had dedupe only: its devices start with no known login.
     Version 2 kept the ids as one dict (id → minute). Versions 2 and 3 kept the devices'
-    identity state as Python structs; version 4 keeps the native core's bytes."""
+    identity state as Python structs; version 4 keeps the native core's bytes.
+    """
     if version == 3:
         v3 = msgspec.msgpack.decode(snapshot, type=_ShardSnapshotV3)
         return ShardSnapshot(  # the undecided events' layout is unchanged
@@ -164,6 +165,8 @@ class ShardSnapshot(msgspec.Struct, frozen=True):
 
     version: int
     max_event_ms: int
+    """The newest event time over the input partitions when it was taken: kept in the layout
+    (versions 1 to 4 have it) but read back only from version 1, whose watermark it was."""
     seen: dict[int, list[str]]
     """Minute index (event_ms // 60000) of the first arrival → the event ids remembered. Written
     as one msgpack array per minute, so a minute no id was added to since the last epoch is not
@@ -218,7 +221,6 @@ class Shard:
     def __init__(self, config: ShardConfig, snapshot: bytes | None = None) -> None:
         """Create a shard, empty or from a snapshot taken by :meth:`snapshot`."""
         self._config = config
-        self.max_event_ms = NEVER
         self.clock = PartitionClock(expected=config.input_positions)
         self.core = self._core()
         if snapshot is not None:
@@ -292,7 +294,6 @@ class Shard:
             clock.observe(where, newest)
         for where in idle:
             clock.mark_idle(where)
-        self.max_event_ms = clock.max_ms
         watermark = self.watermark_ms
         self.core.resolve(watermark)
         journeys = self.core.journey_batches()
@@ -320,7 +321,7 @@ class Shard:
         return encode_snapshot(
             _ShardSnapshotWrite(
                 SNAPSHOT_VERSION,
-                self.max_event_ms,
+                self.clock.max_ms,
                 segments,
                 self.core.identities_snapshot(),
                 msgspec.Raw(self.core.undecided_snapshot()),
@@ -331,7 +332,6 @@ class Shard:
 
     def _restore(self, snapshot: bytes) -> None:
         state = decode_snapshot(snapshot, ShardSnapshot, SNAPSHOT_VERSION, migrate=_migrate)
-        self.max_event_ms = state.max_event_ms
         self.core = self._core(state.identities, state.seen, bytes(state.undecided))
         self.clock = PartitionClock(
             state.partition_newest, self._config.input_positions, state.partition_idle
