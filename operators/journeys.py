@@ -1,16 +1,21 @@
-"""Journeys: sessions per identity and every BEHEX figure, as deltas for the totals.
+"""Journeys shards: sessions per identity and every BEHEX figure, as deltas for the totals.
 
-One journeys shard holds the identities whose ids hash to it. Events arrive with their identity
-already decided (see :mod:`operators.identity`), as the bytes the identity shards' native core
-wrote; event-level figures are counted as they come, session-level figures when a session
-closes. A session closes once the identity shards' watermark, less the allowed lateness and the
-stitching allowance, is past its last event by more than the session gap; an event that would
-join a closed session is late for sessions.
+A journeys shard holds the identities whose ids map to it (CRC-32, see
+:func:`operators.shard_state.journey_shard_name`). Its events arrive with their identity already
+decided (see :mod:`operators.identity`), as the msgpack batches the identity shards' native core
+wrote, together with the identity shards' watermark (already less the allowed lateness).
+Event-level figures are counted as events come, session-level figures when a session closes:
+once that watermark, less the stitching allowance, is past the session's last event by more
+than the session gap. An event that would join a closed session is counted late for sessions.
 
-The per-event work (open sessions, closing, every figure's count) runs in the native core
-(``native/src/journeys.rs``, one call per batch); this module names the figures' Redis keys.
-Figures are by UTC day of the event (event-level) or of the session's first event
-(session-level); key names are documented in docs/redis-keys.md.
+All of that runs in the native core (:class:`clickstream_native.JourneysCore`,
+``native/src/journeys.rs``, one call per batch), which also writes and reads the shard's
+snapshot (:class:`JourneySnapshot` describes its layout). This module turns what the core
+counted into figure deltas under their Redis key names, by UTC day of the event (event-level
+figures) or of the session's first event (session-level ones), each day's ``all`` events,
+sessions and conversions also into the month's figures and the list of days (key names in
+docs/redis-keys.md), and decodes the closed sessions (:class:`SessionRecord`, with the
+customer's segment from the customer store).
 """
 
 from __future__ import annotations
@@ -89,10 +94,13 @@ class JourneyBatchResult(msgspec.Struct, gc=False):
 
 class JourneySnapshot(msgspec.Struct, frozen=True):
     """Recoverable state of a journeys shard, as the native core writes it (for reading it in
-    tests and tools; the core reads and writes the bytes itself)."""
+    tests and tools; the core reads and writes the bytes itself).
+    """
 
     version: int
     newest_ms: int
+    """The newest event time the shard has taken: the core keeps it up to date and in the
+    layout but never reads it back (dropping it would take a new snapshot version)."""
     open_events: dict[str, list[msgspec.Raw]]
     """Identity → its open events (``SessionEvent`` arrays), in time order."""
     closed_end: dict[str, int]
@@ -136,7 +144,8 @@ Taken = tuple[dict[tuple[int, int], dict[str, int]], dict[int, dict[str, int]], 
 
 class Journeys:
     """Sessions and figures of the identities of one journeys shard (the native core, with the
-    figures' Redis keys named here)."""
+    figures' Redis keys named here).
+    """
 
     def __init__(self, config: JourneyConfig, snapshot: bytes | None = None) -> None:
         """Create the shard, empty or from a snapshot."""
@@ -176,7 +185,8 @@ class Journeys:
 
     def open_from_ms(self) -> int:
         """A time no open session here starts before: the per-minute session figures of earlier
-        minutes are final as far as this shard goes (looked up once per minute of progress)."""
+        minutes are final as far as this shard goes (looked up once per minute of progress).
+        """
         return self.core.open_from_ms()
 
     def snapshot(self) -> bytes:
