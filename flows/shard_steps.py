@@ -187,7 +187,6 @@ def journeys_config(settings: Settings) -> JourneyConfig:
     return JourneyConfig(
         prefix=settings.redis_prefix,
         gap_ms=settings.session_gap_s * 1000,
-        allowed_lateness_ms=settings.allowed_lateness_s * 1000,
         stitch_allowance_ms=settings.stitch_allowance_s * 1000,
         funnels=settings.funnel_definitions(),
     )

@@ -48,7 +48,6 @@ class JourneyConfig(msgspec.Struct, frozen=True):
 
     prefix: str
     gap_ms: int = 30 * 60_000
-    allowed_lateness_ms: int = 5 * 60_000
     stitch_allowance_ms: int = 15 * 60_000
     funnels: tuple[Funnel, ...] = DEFAULT_FUNNELS
 

@@ -105,8 +105,8 @@ def test_a_form_started_and_never_submitted_in_the_session_is_abandoned() -> Non
 
 
 def journeys() -> Journeys:
-    return Journeys(JourneyConfig("cs", gap_ms=30 * MIN, allowed_lateness_ms=5 * MIN,
-                                  stitch_allowance_ms=5 * MIN, funnels=(LOAN,)))  # fmt: skip
+    return Journeys(JourneyConfig("cs", gap_ms=30 * MIN, stitch_allowance_ms=5 * MIN,
+                                  funnels=(LOAN,)))  # fmt: skip
 
 
 def item(identity: str, event: SessionEvent) -> tuple[str, SessionEvent]:
