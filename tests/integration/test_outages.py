@@ -11,31 +11,23 @@ the partitions' leader go through it too, not only the first one.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import msgspec
 import pytest
 
 from devstack.paths import StackPaths
 from devstack.services.kafka import Kafka
 from flows.runner import prepare_topics
-from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from state.settings import Settings, load_settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact_day import assert_day_with_offers_exact
 from tests.support.job import accepted, start_job, wait_for, with_offers
-from tests.support.journey_reference import figures
-from tests.support.offers_reference import expected_offers
 from tests.support.proxy import TcpProxy
-from tests.support.readback import archive_rows, redis_dump, topic_values
-from tests.support.reference import expected_from
-from tests.support.shipped_campaigns import SPECS
 
 OUTAGE_S = 60
 KAFKA = Kafka(load_settings(), StackPaths.default())
@@ -100,29 +92,4 @@ def test_a_minute_without_kafka_redis_or_s3_changes_no_figure_row_or_offer(
     assert held_at < len(messages)
 
     # Every figure, session and event row, every offer and decision, as without the outage.
-    valid = expected_from([m.value for m in messages]).valid_unique
-    expected = figures(valid, segment_of, direct.redis_prefix)
-    dump = redis_dump(services.redis, direct.redis_prefix)
-    assert int(dump[f"{direct.redis_prefix}:pipeline"]["valid"]) == 86_400
-    assert_journeys_exact(dump, expected, direct.redis_prefix)
-    assert_sessions_exact(archive_rows(services.s3, direct, "sessions"), expected)
-    events = archive_rows(services.s3, direct, "events")
-    assert Counter(r["event_id"] for r in events).most_common(1)[0][1] == 1
-    assert {r["event_id"] for r in events} == set(valid)
-
-    customers = {row["customer_id"]: row for row in sample_rows(config)}
-    offers_expected = expected_offers(
-        list(valid.values()), customers, SPECS, holdout_share=0.05, global_daily_cap=3,
-        timezone="Europe/Warsaw",
-    )  # fmt: skip
-    assert offers_expected.sent, "the day triggers no offer: the test would prove nothing"
-    offers = [msgspec.json.decode(v) for v in topic_values(direct, direct.offers_topic)]
-    assert not [i for i, n in Counter(o["offer_id"] for o in offers).items() if n > 1]
-    assert {o["offer_id"] for o in offers} == set(offers_expected.sent)
-    decisions = {
-        msgspec.json.decode(v)["decision_id"]
-        for v in topic_values(direct, direct.offer_decisions_topic)
-    }
-    rows = archive_rows(services.s3, direct, "offers")
-    assert Counter(r["decision_id"] for r in rows).most_common(1)[0][1] == 1
-    assert {r["decision_id"] for r in rows} == decisions
+    assert_day_with_offers_exact(services, direct, messages, config, segment_of)

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections import Counter
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import msgspec
-
 from flows.runner import prepare_topics
-from sources.customer_sample import sample_rows
 from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact_day import assert_day_with_offers_exact
 from tests.support.job import accepted, run_job, start_cluster, wait_for, with_offers
-from tests.support.journey_reference import figures
-from tests.support.offers_reference import expected_offers
-from tests.support.readback import archive_rows, redis_dump, topic_values
-from tests.support.reference import expected_from
-from tests.support.shipped_campaigns import SPECS
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], logs: Path) -> None:
@@ -89,29 +80,4 @@ def test_one_process_then_two_then_one_over_one_store_equals_one_run(
         assert accepted(services.redis, settings) < len(messages) * 0.9
     run_job(settings, "kafka", recovery, timeout=600)
 
-    valid = expected_from([m.value for m in messages]).valid_unique
-    expected = figures(valid, segment_of, settings.redis_prefix)
-    dump = redis_dump(services.redis, settings.redis_prefix)
-    assert int(dump[f"{settings.redis_prefix}:pipeline"]["valid"]) == len(valid)
-    assert_journeys_exact(dump, expected, settings.redis_prefix)
-    assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), expected)
-    events = archive_rows(services.s3, settings, "events")
-    assert Counter(r["event_id"] for r in events).most_common(1)[0][1] == 1
-    assert {r["event_id"] for r in events} == set(valid)
-
-    customers = {row["customer_id"]: row for row in sample_rows(config)}
-    offers_expected = expected_offers(
-        list(valid.values()), customers, SPECS, holdout_share=0.05, global_daily_cap=3,
-        timezone="Europe/Warsaw",
-    )  # fmt: skip
-    assert offers_expected.sent, "the day triggers no offer: the test would prove nothing"
-    offers = [msgspec.json.decode(v) for v in topic_values(settings, settings.offers_topic)]
-    assert not [i for i, n in Counter(o["offer_id"] for o in offers).items() if n > 1]
-    assert {o["offer_id"] for o in offers} == set(offers_expected.sent)
-    decisions = {
-        msgspec.json.decode(v)["decision_id"]
-        for v in topic_values(settings, settings.offer_decisions_topic)
-    }
-    rows = archive_rows(services.s3, settings, "offers")
-    assert Counter(r["decision_id"] for r in rows).most_common(1)[0][1] == 1
-    assert {r["decision_id"] for r in rows} == decisions
+    assert_day_with_offers_exact(services, settings, messages, config, segment_of)
