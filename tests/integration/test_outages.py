@@ -51,7 +51,15 @@ def _through(settings: Settings, service: str, proxy: TcpProxy) -> Settings:
     return settings.model_copy(update={"s3_endpoint_url": f"http://{address}"})
 
 
-@pytest.mark.parametrize("service", ["kafka", "redis", "s3"])
+# Redis in make test; Kafka and S3 (80 s each) nightly, to keep make test under 20 minutes cold.
+@pytest.mark.parametrize(
+    "service",
+    [
+        pytest.param("kafka", marks=pytest.mark.nightly),
+        "redis",
+        pytest.param("s3", marks=pytest.mark.nightly),
+    ],
+)
 def test_a_minute_without_kafka_redis_or_s3_changes_no_figure_row_or_offer(
     services: Services, tmp_path: Path, service: str
 ) -> None:
