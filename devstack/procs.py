@@ -245,7 +245,12 @@ def terminate(pid: int, timeout: float) -> None:
         return
     try:
         group = os.getpgid(pid)
-    except ProcessLookupError:
+        # The launcher's descendants (Kafka's and Trino's servers) share its group; the stop
+        # waits for them too, not only for the launcher, which often exits first.
+        members = [pid]
+        if group == pid:
+            members += [child.pid for child in process.children(recursive=True)]
+    except (ProcessLookupError, psutil.NoSuchProcess):
         return
 
     def send(sig: signal.Signals) -> None:
@@ -258,7 +263,7 @@ def terminate(pid: int, timeout: float) -> None:
                 process.send_signal(sig)
 
     def gone() -> bool:
-        return not pid_alive(pid)
+        return not any(pid_alive(member) for member in members)
 
     send(signal.SIGTERM)
     if poll_until(gone, timeout, 0.1):
