@@ -43,16 +43,13 @@ FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# Only the wheels, offline (bind-mounted from the builder, so they take no layer), then the
-# SQL the `clickstream trino` commands read: the wheel does not carry sql/, so it goes where
-# flows/trino_sql.py looks for it (beside the installed packages).
+# Only the wheels, offline (bind-mounted from the builder, so they take no layer); the SQL of
+# `clickstream trino` is package data of the wheel (flows/sql/).
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-index --find-links=/wheels bank-clickstream \
     && groupadd --gid 10001 clickstream \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin clickstream
-RUN --mount=type=bind,source=sql,target=/mnt/sql \
-    cp -r /mnt/sql "$(python -c 'import flows.trino_sql as m; print(m.SQL)')"
 # Marketing's shipped campaigns; offers stay off until CLICKSTREAM_CAMPAIGNS_DIR points at a
 # folder (the chart mounts a ConfigMap, or points at this one).
 COPY campaigns/ /app/campaigns/

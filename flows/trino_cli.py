@@ -105,7 +105,7 @@ def day_range(
 
 @trino_app.command("report")
 def report(
-    name: Annotated[str, typer.Argument(help="A report of sql/reports/.")],
+    name: Annotated[str, typer.Argument(help="A report of flows/sql/reports/.")],
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="A table to read, or CSV / JSON to process.")
     ] = ReportFormat.table,

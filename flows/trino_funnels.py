@@ -1,4 +1,4 @@
-"""The parts of ``sql/reports/funnel_dropoff.sql`` that depend on the configured funnels.
+"""The parts of ``flows/sql/reports/funnel_dropoff.sql`` that depend on the configured funnels.
 
 Funnels are configuration (the shipped ones plus ``CLICKSTREAM_FUNNELS``), so the report's
 per-funnel expressions are generated here from the same :class:`~operators.journeys.Funnel`

@@ -11,7 +11,7 @@ from flows.trino_funnels import funnel_placeholders
 from state.archive_layout import EVENTS_TABLE, OFFERS_TABLE, SESSIONS_TABLE
 from state.settings import Settings
 
-SQL = Path(__file__).resolve().parents[1] / "sql"
+SQL = Path(__file__).resolve().parent / "sql"
 EVENT_SESSIONS = "event_sessions"
 # offer_uplift counts conversions up to 7 days after an offer's send time, which is at most
 # 2 days (the longest hold, flows.offers_step.OFFER_MAX_HOLD_MS) after its trigger.

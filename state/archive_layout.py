@@ -1,9 +1,9 @@
 """The archive's layout on S3: its tables, their columns, Hive partitions and object names.
 
 The one place the writers (the archive buffers in ``operators``, the Parquet sink), the reader
-(``sources/archive.py``, the campaign back-test) and ``sql/ddl.sql`` (checked against this module
-by ``tests/unit/test_archive_layout.py``) take the layout from; ``docs/archive.md`` says it in
-words::
+(``sources/archive.py``, the campaign back-test) and ``flows/sql/ddl.sql`` (checked against this
+module by ``tests/unit/test_archive_layout.py``) take the layout from; ``docs/archive.md``
+says it in words::
 
     <root>/<table>/dt=YYYY-MM-DD/hour=HH/<object name>.parquet     (UTC, by event time)
 """

@@ -1,4 +1,4 @@
-"""sql/ddl.sql declares the tables the job writes: same tables, columns, types, partitions and
+"""flows/sql/ddl.sql declares the tables the job writes: same tables, columns, types, partitions and
 locations as the layout module the writers and the reader use."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from state.archive_layout import (
     part_name,
 )
 
-DDL = (Path(__file__).resolve().parents[2] / "sql" / "ddl.sql").read_text()
+DDL = (Path(__file__).resolve().parents[2] / "flows" / "sql" / "ddl.sql").read_text()
 TABLE = re.compile(
     r"CREATE TABLE IF NOT EXISTS \{catalog\}\.\{schema\}\.(\w+) \((.*?)\)\s*WITH \((.*?)\);",
     re.S,

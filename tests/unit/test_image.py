@@ -188,7 +188,7 @@ def test_the_build_context_holds_what_the_build_copies_and_nothing_local() -> No
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     needed = [p.rstrip("*") + "/__init__.py" for p in packages["packages"]["find"]["include"]]
     needed += ["pyproject.toml", "README.md", "native/Cargo.toml", "native/src/lib.rs"]
-    needed += ["sql/ddl.sql", "campaigns/mobile_onboarding.py"]
+    needed += ["flows/sql/ddl.sql", "campaigns/mobile_onboarding.py"]
     for stage in dockerfile():
         for copy in stage.all("COPY"):
             source = copy.split()[-2]
@@ -246,13 +246,16 @@ def test_the_wheels_install_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -
     for option in ("--workers", "--process-id", "--addresses", "--source"):
         assert option in run_help.stdout
 
-    # The Dockerfile's step that puts sql/ where `clickstream trino` reads it, run as written.
-    (sql_step,) = [r for r in final_stage().all("RUN") if "source=sql" in r]
-    mount, _, command = sql_step.partition(" ")
-    target = dict(kv.split("=", 1) for kv in mount.removeprefix("--mount=").split(","))["target"]
-    run(["/bin/sh", "-c", command.replace(target, str(ROOT / "sql"))], env=clean, cwd=tmp_path)
+    # The archive's SQL travels in the wheel: DDL and every shipped report from the clean venv.
     ddl = run([str(venv / "bin" / "clickstream"), "trino", "ddl"], env=clean, cwd=tmp_path)
     assert "CREATE TABLE" in ddl.stdout.upper()
+    cli = [str(venv / "bin" / "clickstream"), "trino", "report", "no_such_report"]
+    listed = subprocess.run(
+        cli, capture_output=True, text=True, check=False, env=clean, cwd=tmp_path
+    )
+    shipped = sorted(p.stem for p in (ROOT / "flows" / "sql" / "reports").glob("*.sql"))
+    assert listed.returncode != 0
+    assert f"reports: {', '.join(shipped)}" in " ".join(listed.stdout.split()), listed.stdout
 
     # The chart's init container runs its script with the image's python.
     script = ROOT / "helm" / "bank-clickstream" / "files" / "init_recovery.py"
