@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 IDENTITY_SNAPSHOT_VERSION: int
+JOURNEYS_SNAPSHOT_VERSION: int
 FIGURE_FAMILIES: int
 
 class ShardCore:

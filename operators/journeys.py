@@ -32,8 +32,6 @@ from state.moments import ENDLESS, NEVER
 from state.redis_keys import DIMENSIONS, by_dimension, day_key
 from state.totals import HASH, NO_DAY, ZSET, FigureDeltas, Ratio, add_deltas, count
 
-SNAPSHOT_VERSION = 1
-
 RATIOS = (
     Ratio("conversions", "sessions", rk.CONVERSION_RATE),
     Ratio("submitted", "started", rk.COMPLETION_RATE),
@@ -97,9 +95,8 @@ class JourneySnapshot(msgspec.Struct, frozen=True):
     """
 
     version: int
-    newest_ms: int
-    """The newest event time the shard has taken: the core keeps it up to date and in the
-    layout but never reads it back (dropping it would take a new snapshot version)."""
+    """``JOURNEYS_SNAPSHOT_VERSION`` (2); the core also restores version 1, which kept the
+    newest event time taken as well."""
     open_events: dict[str, list[msgspec.Raw]]
     """Identity → its open events (``SessionEvent`` arrays), in time order."""
     closed_end: dict[str, int]

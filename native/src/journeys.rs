@@ -24,13 +24,15 @@ pub struct Config {
     pub funnels: Vec<Funnel>,
 }
 
-/// The snapshot layout (`operators/journeys.py::JourneySnapshot`, version 1): a msgpack map.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The snapshot layout (`operators/journeys.py::JourneySnapshot`, version 2): a msgpack map.
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version 1 also kept the newest event time taken, which nothing read: a store written by it
+/// still restores (the field is ignored).
+const READABLE_VERSIONS: [u32; 2] = [1, SNAPSHOT_VERSION];
 
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
     version: u32,
-    newest_ms: Millis,
     open_events: HashMap<&'a str, Vec<WireEvent<'a>>>,
     closed_end: HashMap<&'a str, Millis>,
     active_minutes: HashMap<i64, Vec<&'a str>>,
@@ -40,7 +42,6 @@ struct SnapshotOut<'a> {
 #[derive(Deserialize)]
 struct SnapshotIn<'a> {
     version: u32,
-    newest_ms: Millis,
     #[serde(borrow)]
     open_events: HashMap<&'a str, Vec<WireEvent<'a>>>,
     closed_end: HashMap<&'a str, Millis>,
@@ -63,7 +64,6 @@ pub type Closed = (Text, Vec<Event>);
 /// Sessions and figures of the identities of one journeys shard.
 pub struct Journeys {
     pub config: Config,
-    pub newest_ms: Millis,
     /// The identity shards' watermark this shard has acted on.
     pub upstream_ms: Millis,
     /// Identity → its open events, sorted by (time, id).
@@ -121,7 +121,6 @@ impl Journeys {
     pub fn new(config: Config) -> Self {
         Journeys {
             config,
-            newest_ms: NEVER,
             upstream_ms: NEVER,
             open: HashMap::new(),
             closed_end: HashMap::new(),
@@ -139,14 +138,13 @@ impl Journeys {
     pub fn restore(config: Config, snapshot: &[u8]) -> Result<Self, String> {
         let state: SnapshotIn<'_> = rmp_serde::from_slice(snapshot)
             .map_err(|e| format!("the journeys snapshot cannot be read: {e}"))?;
-        if state.version != SNAPSHOT_VERSION {
+        if !READABLE_VERSIONS.contains(&state.version) {
             return Err(format!(
                 "journeys snapshot version {} cannot be restored (this code reads {SNAPSHOT_VERSION})",
                 state.version
             ));
         }
         let mut shard = Journeys::new(config);
-        shard.newest_ms = state.newest_ms;
         shard.upstream_ms = state.upstream_ms;
         for (identity, events) in state.open_events {
             if events.is_empty() {
@@ -180,7 +178,6 @@ impl Journeys {
         }
         let out = SnapshotOut {
             version: SNAPSHOT_VERSION,
-            newest_ms: self.newest_ms,
             open_events: self
                 .open
                 .iter()
@@ -222,7 +219,6 @@ impl Journeys {
             let event = self.pool.event(wire);
             let identity = self.pool.text(identity_str);
             let event_ms = event.event_ms;
-            self.newest_ms = self.newest_ms.max(event_ms);
             let day_index = event_ms.div_euclid(DAY_MS);
             let is_customer = !identity.starts_with(DEVICE_PREFIX);
             if is_customer {

@@ -650,5 +650,6 @@ fn clickstream_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("FIGURE_FAMILIES", figures::FUNNELS)?;
     module.add_function(wrap_pyfunction!(bytewax_worker, module)?)?;
     module.add("IDENTITY_SNAPSHOT_VERSION", identity::SNAPSHOT_VERSION)?;
+    module.add("JOURNEYS_SNAPSHOT_VERSION", journeys::SNAPSHOT_VERSION)?;
     Ok(())
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import msgspec
+import pytest
+from clickstream_native import JOURNEYS_SNAPSHOT_VERSION
 
 from operators.journeys import (
     JourneyBatchResult,
@@ -206,3 +208,26 @@ def test_a_snapshot_taken_between_batches_resumes_to_the_same_figures_and_sessio
         assert [r.sessions for r in later] == [r.sessions for r in expected]
         assert [r.minutes for r in later] == [r.minutes for r in expected]
     assert sum(len(r.sessions) for r in steady_results) > 20
+
+
+def test_a_recovery_store_written_by_the_previous_snapshot_version_resumes_exactly() -> None:
+    """An upgrade resumes from the store the old code wrote: version 1 also kept the newest
+    event time taken (never read), and the new code restores it to the same sessions."""
+    batches = [[item("C1", ev(m * 60, f"e{m}", customer_id="C1"))] for m in (0, 5, 9, 50, 52)]
+    steady = journeys()
+    results = [feed(steady, batch) for batch in batches]
+    resumed = journeys()
+    for batch in batches[:3]:
+        feed(resumed, batch)
+    current = msgspec.msgpack.decode(resumed.snapshot())
+    assert current["version"] == JOURNEYS_SNAPSHOT_VERSION == 2
+    assert "newest_ms" not in current
+    written_by_v1 = msgspec.msgpack.encode({**current, "version": 1, "newest_ms": T0 + 9 * MIN})
+    resumed = Journeys(resumed._config, written_by_v1)
+    later = [feed(resumed, batch) for batch in batches[3:]]
+    assert [r.sessions for r in later] == [r.sessions for r in results[3:]]
+    assert [r.figures for r in later] == [r.figures for r in results[3:]]
+    assert len(later[0].sessions) == 1  # the first session closed after the resume
+
+    with pytest.raises(ValueError, match="journeys snapshot version 3 cannot be restored"):
+        Journeys(resumed._config, msgspec.msgpack.encode({**current, "version": 3}))
