@@ -26,8 +26,8 @@ from state.snapshots import SnapshotVersionError, decode_snapshot, encode_snapsh
 SNAPSHOT_VERSION = 2
 
 
-class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):
-    """One decision as a row of the ``offers`` table (times as epoch ms)."""
+class _DecisionColumns(msgspec.Struct, frozen=True, gc=False, array_like=True):
+    """The columns every version of an ``offers`` row has (times as epoch ms)."""
 
     decision_id: str
     offer_id: str
@@ -45,6 +45,11 @@ class OfferRow(msgspec.Struct, frozen=True, gc=False, array_like=True):
     latency_ms: int | None
     channel: str | None = None
     """The offer's channel, on a ``sent`` release."""
+
+
+class OfferRow(_DecisionColumns, frozen=True, gc=False, array_like=True):
+    """One decision as a row of the ``offers`` table."""
+
     template: str | None = None
     """The campaign's template of the message sent, on a ``sent`` release: with ``params`` it
     says what was sent, without the personal data the sent text holds (the first name)."""
@@ -63,24 +68,9 @@ def archived_params(params: dict[str, Any]) -> str:
     return _json({k: v for k, v in params.items() if k not in PERSONAL_PARAMS}).decode()
 
 
-class _OfferRowV1(msgspec.Struct, frozen=True, gc=False, array_like=True):
+class _OfferRowV1(_DecisionColumns, frozen=True, gc=False, array_like=True):
     """A row as version 1 kept it: with the sent text (personal data), dropped on restore."""
 
-    decision_id: str
-    offer_id: str
-    stage: str
-    outcome: str
-    reason: str | None
-    detail: str | None
-    campaign_id: str
-    campaign_version: int
-    customer_id: str
-    trigger_event_id: str
-    trigger_ms: int
-    decided_at_ms: int
-    send_at_ms: int | None
-    latency_ms: int | None
-    channel: str | None = None
     text: str | None = None
 
 
@@ -153,7 +143,7 @@ def _migrate(version: int, snapshot: bytes) -> OfferArchiveSnapshot:
         msg = f"OfferArchiveSnapshot version {version!r} cannot be restored (this code reads 1, 2)"
         raise SnapshotVersionError(msg)
     old = msgspec.msgpack.decode(snapshot, type=_OfferArchiveSnapshotV1)
-    fields = [f for f in OfferRow.__struct_fields__ if f not in ("template", "params")]
+    fields = _DecisionColumns.__struct_fields__
     groups = {
         hour: [OfferRow(**{f: getattr(row, f) for f in fields}) for row in rows]
         for hour, rows in old.groups.items()

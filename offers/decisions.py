@@ -131,6 +131,19 @@ class DecisionChain:
         customer_id = profile.customer_id
         day = self.calendar.local_day(event_ms)
         history = state.history_before(event_ms, event.event_id, self.config.session_gap_ms)
+
+        def refused(campaign: Campaign, outcome: Outcome, reason: str, detail: str | None) -> None:
+            decision = MatchDecision(
+                campaign=campaign,
+                customer_id=customer_id,
+                arrival=arrival,
+                decided_at_ms=now_ms,
+                outcome=outcome,
+                reason=reason,
+                detail=detail,
+            )
+            self._log_match(result, decision)
+
         matches: list[Match] = []
         for campaign in candidates:
             if not campaign.valid_on(day):
@@ -139,18 +152,7 @@ class DecisionChain:
             if isinstance(answer, Match):
                 matches.append(answer)
             elif isinstance(answer, RuleError):
-                self._log_match(
-                    result,
-                    MatchDecision(
-                        campaign=campaign,
-                        customer_id=customer_id,
-                        arrival=arrival,
-                        decided_at_ms=now_ms,
-                        outcome="rule_error",
-                        reason=answer.reason,
-                        detail=answer.detail,
-                    ),
-                )
+                refused(campaign, "rule_error", answer.reason, answer.detail)
         if not matches:
             return []
         ordinal = day.toordinal()
@@ -165,17 +167,7 @@ class DecisionChain:
                 state, profile, campaign, counts, slots, event_ms, now_ms
             )
             if reason is not None:
-                self._log_match(
-                    result,
-                    MatchDecision(
-                        campaign=campaign,
-                        customer_id=customer_id,
-                        arrival=arrival,
-                        decided_at_ms=now_ms,
-                        outcome="suppressed",
-                        reason=reason,
-                    ),
-                )
+                refused(campaign, "suppressed", reason, None)
                 continue
             slots -= 1
             counts[campaign.id] = counts.get(campaign.id, 0) + 1

@@ -9,7 +9,7 @@ are required for the app channels ``mobile`` and ``web``) are checked in
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -26,8 +26,8 @@ EventType = Literal[
 ]
 Channel = Literal["mobile", "web", "atm", "branch", "core"]
 
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
-CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+CHANNELS: tuple[str, ...] = get_args(Channel)
 APP_FIELDS: tuple[str, ...] = ("app", "app_version", "os", "os_version")
 APP_CHANNELS: frozenset[str] = frozenset({"mobile", "web"})
 """The channels whose events come from an app, and must say which app, version and OS."""
