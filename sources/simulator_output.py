@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import gzip
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from confluent_kafka import KafkaError, Message, Producer
 from rich.progress import (
@@ -37,17 +38,24 @@ class DeliveryError(RuntimeError):
     """Kafka did not acknowledge some of the simulated messages."""
 
 
-class MessageWriter(Protocol):
-    """Somewhere to write simulated messages."""
+class MessageWriter(ABC):
+    """Somewhere to write simulated messages; a context that closes it."""
 
+    @abstractmethod
     def write(self, message: SimulatedMessage) -> None:
         """Write one message."""
 
+    @abstractmethod
     def close(self) -> None:
         """Finish writing; raise if anything written is not safely stored."""
 
+    def abandon(self) -> None:
+        """The run failed: finish what can be finished quickly, without raising again."""
+        self.close()
+
     def __enter__(self) -> Self:
-        """Start writing."""
+        """The writer itself."""
+        return self
 
     def __exit__(
         self,
@@ -55,8 +63,11 @@ class MessageWriter(Protocol):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        """Close the output: wait for every message, or briefly when the run failed."""
-        """Close; when the run failed, finish what can be finished without raising again."""
+        """Close the output, or abandon it when the run failed (the original error speaks)."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
 
 
 @dataclass
@@ -83,7 +94,7 @@ class EmissionSummary:
         return self.events + self.duplicates + self.malformed
 
 
-class KafkaWriter:
+class KafkaWriter(MessageWriter):
     """Produces messages to one Kafka topic, keyed by customer id (device id when anonymous).
 
     The producer batches (``linger.ms`` 20, up to 100,000 messages a batch, lz4) and is
@@ -174,26 +185,12 @@ class KafkaWriter:
                 f"{self.topic!r} at {self.bootstrap_servers}: {reason}"
             )
 
-    def __enter__(self) -> Self:
-        """The writer itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the output: wait for every message, or briefly when the run failed."""
-        if exc_type is None:
-            self.close()
-        else:
-            # The run failed or was interrupted: deliver what is queued, briefly, and let the
-            # original error speak.
-            self._producer.flush(5)
+    def abandon(self) -> None:
+        """Deliver what is queued, briefly (the run failed or was interrupted)."""
+        self._producer.flush(5)
 
 
-class JsonLinesWriter:
+class JsonLinesWriter(MessageWriter):
     """Writes one message value per line; gzip-compressed when the path ends with ``.gz``.
 
     Keys are not written: a replay takes the identity from the event itself. A gzip file carries
@@ -226,19 +223,6 @@ class JsonLinesWriter:
         if self._gzip is not None:
             self._gzip.close()
         self._raw.close()
-
-    def __enter__(self) -> Self:
-        """The writer itself."""
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        """Close the output: wait for every message, or briefly when the run failed."""
-        self.close()
 
 
 def emit(
