@@ -231,21 +231,21 @@ class DecisionChain:
         event = arrival.event
         send_at, quiet = self.calendar.send_time(arrival.event_ms + campaign.send_delay_ms)
         pending = Pending(
-            offer_id(customer_id, campaign.id, event.event_id),
-            campaign.id,
-            campaign.version,
-            customer_id,
-            campaign.channel,
-            campaign.template,
-            match.params,
-            match.text,
-            event.event_id,
-            arrival.event_ms,
-            now_ms,
-            send_at,
-            self._held_out(customer_id, campaign),
-            ordinal,
-            now_ms + max(0, send_at - arrival.event_ms),
+            offer_id=offer_id(customer_id, campaign.id, event.event_id),
+            campaign_id=campaign.id,
+            campaign_version=campaign.version,
+            customer_id=customer_id,
+            channel=campaign.channel,
+            template=campaign.template,
+            params=match.params,
+            text=match.text,
+            trigger_event_id=event.event_id,
+            trigger_ms=arrival.event_ms,
+            decided_at_ms=now_ms,
+            send_at_ms=send_at,
+            held_out=self._held_out(customer_id, campaign),
+            day=ordinal,
+            wall_due_ms=now_ms + max(0, send_at - arrival.event_ms),
         )
         if state.cancel_seen(campaign, pending):
             pending.cancelled = CANCELLED
