@@ -82,17 +82,17 @@ def check_dir(directory: Path, today: date) -> CheckReport:
         if str(path) not in sources and not any(m.startswith(named) for m in rejected):
             problems.append(Problem("warning", f"{path}: declares no campaign"))
     ordered = sorted(loaded.campaigns, key=lambda c: (c.source, c.id))
-    for found in ordered:
-        problems.extend(campaign_problems(found, today))
+    for campaign in ordered:
+        problems.extend(campaign_problems(campaign, today))
     # Grouped by file: every message starts with the file's path.
     return CheckReport(tuple(ordered), tuple(sorted(problems, key=lambda p: p.message)))
 
 
-def campaign_problems(found: Campaign, today: date) -> list[Problem]:
+def campaign_problems(campaign: Campaign, today: date) -> list[Problem]:
     """What the decorator does not refuse but the job would trip over, for one campaign."""
-    where = f"{found.source}: campaign {found.id!r}"
+    where = f"{campaign.source}: campaign {campaign.id!r}"
     problems = []
-    rule = found.rule
+    rule = campaign.rule
     if inspect.iscoroutinefunction(rule):
         problems.append(Problem("error", f"{where}: the rule must be a plain def, not async def"))
     else:
@@ -111,14 +111,14 @@ def campaign_problems(found: Campaign, today: date) -> list[Problem]:
                         f"not {rule.__name__}{signature}",
                     )
                 )
-    if found.valid_until is not None and found.valid_until < today:
+    if campaign.valid_until is not None and campaign.valid_until < today:
         problems.append(
             Problem(
-                "warning", f"{where}: valid_until {found.valid_until} has passed; it never runs"
+                "warning", f"{where}: valid_until {campaign.valid_until} has passed; it never runs"
             )
         )
-    if found.valid_from is not None and found.valid_from > today:
-        problems.append(Problem("note", f"{where}: starts on {found.valid_from}"))
+    if campaign.valid_from is not None and campaign.valid_from > today:
+        problems.append(Problem("note", f"{where}: starts on {campaign.valid_from}"))
     return problems
 
 
