@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,6 +53,13 @@ def run(
     process_id: Annotated[
         int | None, typer.Option(min=0, help="This process's index in a cluster (from 0).")
     ] = None,
+    process_id_from_hostname: Annotated[
+        bool,
+        typer.Option(
+            help="Take the process index from the host name's last number, as a StatefulSet's "
+            "pod name ends with its ordinal (bank-clickstream-2 → 2)."
+        ),
+    ] = False,
     addresses: Annotated[
         str | None,
         typer.Option(help="host:port of every process of the cluster, separated by ';'."),
@@ -59,8 +67,17 @@ def run(
     api: Annotated[bool, typer.Option(help="Serve Bytewax's API and /metrics.")] = True,
 ) -> None:
     """Run the stream job: decode, dedupe, aggregate to Redis, archive to S3, dead letters."""
-    from flows.runner import run_job
+    from flows.runner import hostname_ordinal, run_job
 
+    if process_id_from_hostname:
+        if process_id is not None:
+            console.print("[red]error:[/red] give --process-id or --process-id-from-hostname")
+            raise typer.Exit(2)
+        try:
+            process_id = hostname_ordinal(socket.gethostname())
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

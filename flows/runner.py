@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -24,6 +26,8 @@ from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
 from state.outage import quiet_dropped_connections, redact
 from state.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
@@ -126,6 +130,58 @@ def _freeze_every(interval_s: float) -> None:
         gc.freeze()
 
 
+ADDRESS_WAIT_S = 60.0
+"""How long a cluster process waits for its own address to resolve (a new pod's DNS record)."""
+
+
+def hostname_ordinal(hostname: str) -> int:
+    """The process index a StatefulSet pod's name ends with (``rel-bank-clickstream-2`` → 2).
+
+    Raises:
+        ValueError: when the name does not end with ``-<number>``.
+    """
+    _, dash, ordinal = hostname.rpartition("-")
+    if not dash or not ordinal.isdigit():
+        msg = f"host name {hostname!r} does not end with -<process index>"
+        raise ValueError(msg)
+    return int(ordinal)
+
+
+def listen_ports(settings: Settings, process_id: int | None) -> tuple[int, int]:
+    """The API and health ports of process ``process_id`` (the health port 0: none).
+
+    On one host the processes of a cluster add their id to the configured ports; with
+    ``ports_per_process`` off (pods, each with its own address) every process uses them as given.
+    """
+    offset = (process_id or 0) if settings.ports_per_process else 0
+    health_port = settings.health_port + offset if settings.health_port else 0
+    return settings.api_port + offset, health_port
+
+
+def wait_for_address(address: str, limit_s: float) -> None:
+    """Wait until this process's ``host:port`` resolves: Bytewax binds it, and a new pod's DNS
+    record in its headless Service appears shortly after the pod starts.
+
+    Raises:
+        RuntimeError: when the host still does not resolve after ``limit_s`` seconds.
+    """
+    host = address.rsplit(":", 1)[0]
+    deadline = time.monotonic() + limit_s
+    said = False
+    while True:
+        try:
+            socket.getaddrinfo(host, None)
+            return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                msg = f"this process's address {host} does not resolve after {limit_s:.0f} s: {exc}"
+                raise RuntimeError(msg) from None
+            if not said:
+                log.warning("waiting for this process's address %s to resolve", host)
+                said = True
+        time.sleep(1.0)
+
+
 def run_job(
     settings: Settings,
     source_spec: str,
@@ -153,17 +209,20 @@ def run_job(
         if addresses and len(addresses) > 1
         else None,
     )
+    api_port, health_port = listen_ports(settings, process_id)
     if api:
         # Read by Bytewax's runtime: the dataflow API and Prometheus metrics at /metrics.
         os.environ["BYTEWAX_DATAFLOW_API_ENABLED"] = "true"
-        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(settings.api_port + (process_id or 0))
+        os.environ["BYTEWAX_DATAFLOW_API_PORT"] = str(api_port)
         # The API caches the dataflow's shape in a folder (the working directory by default).
         cache = Path(tempfile.gettempdir()) / f"bank-clickstream-api-{os.getpid()}"
         cache.mkdir(parents=True, exist_ok=True)
         os.environ.setdefault("BYTEWAX_DATAFLOW_API_CACHE_PATH", str(cache))
     quiet_dropped_connections()
-    if settings.health_port:
-        health.serve(settings.health_port + (process_id or 0))
+    if health_port:
+        health.serve(health_port)
+    if addresses and len(addresses) > 1:
+        wait_for_address(addresses[process_id or 0], ADDRESS_WAIT_S)
     execute(flow, settings, workers=workers, process_id=process_id, addresses=addresses)
 
 

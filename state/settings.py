@@ -214,6 +214,11 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of /live and /ready (plus the process id in a cluster); 0 turns it off.",
     )
+    ports_per_process: bool = Field(
+        True,
+        description="Add the process id to the API and health ports, for several processes on "
+        "one host; false where every process has its own address (Kubernetes pods).",
+    )
 
     @field_validator("events_topics", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,11 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from flows import runner
+from flows.cli import app
+from flows.runner import listen_ports
 from state.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,31 +164,26 @@ def file_source(pod: Manifest, container: Manifest, path: str) -> tuple[str, str
     raise AssertionError(f"no volume gives {path}")
 
 
-def run_pod_script(
-    container: Manifest, ordinal: int, tmp_path: Path
-) -> tuple[list[str], dict[str, str]]:
-    """Run the job container's shell script as pod ``ordinal`` would, with a stand-in
-    ``clickstream`` that records its arguments and environment: what the job is started with."""
-    bin_dir = tmp_path / f"bin-{ordinal}"
-    bin_dir.mkdir()
-    record = tmp_path / f"started-{ordinal}.json"
-    stub = bin_dir / "clickstream"
-    stub.write_text(
-        "#!/usr/bin/env python3\nimport json, os, sys\n"
-        f"json.dump([sys.argv[1:], dict(os.environ)], open({str(record)!r}, 'w'))\n"
-    )
-    stub.chmod(0o755)
-    getent = bin_dir / "getent"
-    getent.write_text("#!/bin/sh\nexit 0\n")
-    getent.chmod(0o755)
-    env = {
-        **env_of(container),
-        "HOSTNAME": f"{FULLNAME}-{ordinal}",
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-    }
-    subprocess.run([*container["command"], *container["args"]], env=env, check=True, timeout=30)
-    argv, started_env = json.loads(record.read_text())
-    return argv, started_env
+def start_pod(container: Manifest, ordinal: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Start the job container as pod ``ordinal`` would: its args with ``$(VAR)`` filled in from
+    its environment as Kubernetes does, through the real CLI and settings, with the pod's host
+    name; what the job (``run_job``, recorded instead of run) is started with."""
+    assert "command" not in container  # the image's entrypoint: clickstream
+    env = env_of(container)
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], arg) for arg in container["args"]]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CLICKSTREAM_SECRETS_DIR", raising=False)
+    monkeypatch.setattr(socket, "gethostname", lambda: f"{FULLNAME}-{ordinal}")
+    started: dict[str, Any] = {}
+
+    def record(settings: Settings, source: str, **options: Any) -> None:
+        started.update(options, settings=settings, source=source)
+
+    monkeypatch.setattr(runner, "run_job", record)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return started
 
 
 def option(argv: list[str], name: str) -> str | None:
@@ -216,7 +216,7 @@ def test_the_default_values_render_the_job_its_services_and_its_jobs(helm: Path)
 
 @pytest.mark.parametrize("replicas", [1, 4])
 def test_the_process_addresses_match_the_replica_count(
-    helm: Path, replicas: int, tmp_path: Path
+    helm: Path, replicas: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     manifests = render(helm, "--set", f"replicas={replicas}", "--set", "workers=3")
     statefulset = one(manifests, "StatefulSet")
@@ -229,19 +229,18 @@ def test_the_process_addresses_match_the_replica_count(
         f"{FULLNAME}-{i}.{headless['metadata']['name']}:{ports['cluster']}" for i in range(replicas)
     ]
     for ordinal in range(replicas):
-        argv, started = run_pod_script(container, ordinal, tmp_path)
-        assert argv[:3] == ["run", "--source", "kafka"]
-        assert option(argv, "--workers") == "3"
+        started = start_pod(container, ordinal, monkeypatch)
+        assert started["source"] == "kafka"
+        assert started["workers"] == 3
         if replicas == 1:
             # One process: no cluster to join.
-            assert option(argv, "--addresses") is None
+            assert started["addresses"] is None
         else:
-            assert option(argv, "--process-id") == str(ordinal)
-            assert (option(argv, "--addresses") or "").split(";") == expected
-        # The job adds its process id to the ports it is given: every pod ends up on the same
-        # container ports, the ones the probes and the metrics Service use.
-        assert int(started["CLICKSTREAM_HEALTH_PORT"]) + ordinal == ports["health"]
-        assert int(started["CLICKSTREAM_API_PORT"]) + ordinal == ports["metrics"]
+            assert started["process_id"] == ordinal
+            assert started["addresses"] == expected
+        # Every pod listens on the container ports the probes and the metrics Service use.
+        api_port, health_port = listen_ports(started["settings"], started["process_id"])
+        assert (api_port, health_port) == (ports["metrics"], ports["health"])
 
 
 def test_the_probes_ask_the_jobs_health_endpoint(helm: Path) -> None:

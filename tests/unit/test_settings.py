@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.runner import hostname_ordinal, listen_ports, wait_for_address
 from state.settings import SettingsError, load_settings
 
 
@@ -123,3 +125,30 @@ def test_plaintext_kafka_gets_no_security_settings() -> None:
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "PLAINTEXT",
     }
+
+
+def test_processes_on_one_host_add_their_id_to_the_ports_pods_do_not() -> None:
+    on_one_host = load_settings(api_port=3030, health_port=3130)
+    assert listen_ports(on_one_host, 2) == (3032, 3132)
+    assert listen_ports(on_one_host, None) == (3030, 3130)
+    in_pods = load_settings(api_port=3030, health_port=3130, ports_per_process=False)
+    assert listen_ports(in_pods, 2) == (3030, 3130)
+    assert listen_ports(load_settings(health_port=0), 3)[1] == 0  # no health endpoint
+
+
+def test_a_pod_name_without_its_ordinal_stops_the_start_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert hostname_ordinal("rel-bank-clickstream-12") == 12
+    monkeypatch.setattr(socket, "gethostname", lambda: "worker-a")
+    result = CliRunner().invoke(app, ["run", "--process-id-from-hostname"])
+    assert result.exit_code == 2
+    assert "host name 'worker-a' does not end with -<process index>" in result.output
+    both = ["run", "--process-id-from-hostname", "--process-id", "1"]
+    assert "give --process-id or --process-id-from-hostname" in CliRunner().invoke(app, both).output
+
+
+def test_a_cluster_process_whose_address_never_resolves_says_so() -> None:
+    with pytest.raises(RuntimeError, match=r"address no-such-pod\.invalid does not resolve"):
+        wait_for_address("no-such-pod.invalid:9900", 0.0)
+    wait_for_address("127.0.0.1:9900", 0.0)  # resolves at once
