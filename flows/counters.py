@@ -16,6 +16,7 @@ from flows.exchange import Exchange
 from flows.stateful import UpstreamProgress
 from operators.aggregates import MinuteDeltas, MinuteSeries, PipelineTotals
 from state.records import RedisWrite
+from state.stop import stop_requested
 from state.totals import FigureDeltas, Totals
 
 V = TypeVar("V")
@@ -106,8 +107,13 @@ class MinuteCounter:
         return self.series.apply([v.counts for v in values], watermark, open_from)
 
     def at_end(self) -> list[RedisWrite]:
-        """Every delta has arrived: close what the watermark allows."""
-        return self.series.apply([], self._upstream.at_end())
+        """Every delta has arrived: at the end of a bounded run every minute closes; on a
+        requested stop only what the watermark allows (the run resumes later).
+        """
+        writes = self.series.apply([], self._upstream.at_end())
+        if not stop_requested():
+            writes.extend(self.series.close_all())
+        return writes
 
     def epoch_closed(self) -> None:
         """The watermarks heard in the epoch are safe to act on."""

@@ -176,6 +176,19 @@ class MinuteSeries:
         writes.extend(self._close_minutes())
         return writes
 
+    def close_all(self) -> list[RedisWrite]:
+        """The input ended (a bounded run to its end, not a requested stop): every minute is
+        final, so the open ones get their stream entries now. The watermark does not move: if
+        a later run resumes from this state, its own minutes close as usual, and events it adds
+        to a minute closed here change the minute's hash only, as late events would.
+        """
+        kept = self._watermark_ms, self._open_from
+        self._watermark_ms, self._open_from = ENDLESS, {}
+        try:
+            return self._close_minutes()
+        finally:
+            self._watermark_ms, self._open_from = kept
+
     def _close_minutes(self) -> list[RedisWrite]:
         """Minutes that ended before the watermark get their one entry in the stream."""
         watermark_ms = min(

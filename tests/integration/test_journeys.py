@@ -12,7 +12,11 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact import (
+    assert_journeys_exact,
+    assert_minute_series_complete,
+    assert_sessions_exact,
+)
 from tests.support.job import crash_midway, run_job
 from tests.support.journey_reference import figures
 from tests.support.readback import archive_rows, redis_dump
@@ -56,6 +60,7 @@ def test_a_simulated_day_gives_exact_figures_across_a_crash(
     assert len(expected.session_list) > 5000
     assert any(s.identity.startswith("device:") for s in expected.session_list)
     assert_journeys_exact(dump, expected, settings.redis_prefix)
+    assert_minute_series_complete(dump, settings.redis_prefix)
     # Every session once: the resume closes each session at the same point of the input as the
     # first run did, so it lands in the same object.
     assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), expected)

@@ -20,7 +20,11 @@ from sources.simulator import SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact import (
+    assert_journeys_exact,
+    assert_minute_series_complete,
+    assert_sessions_exact,
+)
 from tests.support.job import run_job, start_job, with_offers
 from tests.support.journey_reference import figures
 from tests.support.offers_reference import expected_offers
@@ -96,4 +100,5 @@ def test_twenty_kills_at_random_points_lose_nothing_and_double_nothing(
     assert "late_for_sessions" not in pipeline and pipeline["late"] == "0", (pipeline, where)
     assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), reference)
     # Three hours of input with a 2.6-hour series delay: only the first minutes are closed.
-    assert_journeys_exact(dump, reference, settings.redis_prefix, series_at_least=10)
+    assert_journeys_exact(dump, reference, settings.redis_prefix)
+    assert_minute_series_complete(dump, settings.redis_prefix)

@@ -30,7 +30,7 @@ from sources.simulator_output import KafkaWriter
 from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact
+from tests.support.exact import assert_journeys_exact, assert_minute_series_complete
 from tests.support.job import ROOT, job_command, run_job, settings_env, with_offers
 from tests.support.journey_reference import figures
 from tests.support.offers_reference import expected_offers
@@ -98,7 +98,8 @@ def test_the_job_on_sasl_over_tls_and_redis_over_tls_gives_every_figure_and_offe
     dump = redis_dump(services.redis, plain.redis_prefix)
     assert int(dump[f"{plain.redis_prefix}:pipeline"]["valid"]) == len(valid)
     expected_figures = figures(valid, segment_of, plain.redis_prefix)
-    assert_journeys_exact(dump, expected_figures, plain.redis_prefix, series_at_least=100)
+    assert_journeys_exact(dump, expected_figures, plain.redis_prefix)
+    assert_minute_series_complete(dump, plain.redis_prefix)
 
     customers = {row["customer_id"]: row for row in sample_rows(config)}
     expected = expected_offers(

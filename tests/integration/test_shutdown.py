@@ -18,7 +18,11 @@ from sources.simulator_output import KafkaWriter
 from state.settings import Settings
 from tests.conftest import Services
 from tests.support.customers import load_simulated_customers
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact import (
+    assert_journeys_exact,
+    assert_minute_series_complete,
+    assert_sessions_exact,
+)
 from tests.support.job import accepted, run_job, start_job, wait_for
 from tests.support.journey_reference import figures
 from tests.support.proxy import TcpProxy
@@ -99,6 +103,7 @@ def test_a_day_stopped_with_sigterm_and_restarted_gives_exact_figures(
     # Had the stop closed the open sessions as at the end of a back-fill, the sessions across it
     # would be split in two and these would differ.
     assert_journeys_exact(dump, expected, settings.redis_prefix)
+    assert_minute_series_complete(dump, settings.redis_prefix)
     assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), expected)
 
 

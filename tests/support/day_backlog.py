@@ -14,7 +14,11 @@ from sources.simulator import SimulatedMessage, SimulationConfig, generate
 from sources.simulator_output import KafkaWriter
 from state.settings import Settings
 from tests.conftest import Services
-from tests.support.exact import assert_journeys_exact, assert_sessions_exact
+from tests.support.exact import (
+    assert_journeys_exact,
+    assert_minute_series_complete,
+    assert_sessions_exact,
+)
 from tests.support.journey_reference import Figures, figures
 from tests.support.readback import archive_rows, redis_dump
 from tests.support.reference import Expected, expected_from
@@ -77,6 +81,7 @@ def assert_exact(services: Services, settings: Settings, what: str) -> dict[str,
     assert int(pipeline["valid"]) == len(expected.valid_unique), (what, pipeline)
     assert int(pipeline["duplicates"]) == expected.duplicates, (what, pipeline)
     assert_journeys_exact(dump, journeys, prefix)
+    assert_minute_series_complete(dump, prefix)
     assert_sessions_exact(archive_rows(services.s3, settings, "sessions"), journeys)
     events = archive_rows(services.s3, settings)
     assert sorted(r["event_id"] for r in events) == sorted(expected.valid_unique), what

@@ -21,13 +21,9 @@ def ints(value: Any) -> dict[str, int] | None:
     return {k: int(v) for k, v in value.items()}
 
 
-def assert_journeys_exact(
-    dump: dict[str, Any], expected: Figures, prefix: str, series_at_least: int = 1000
-) -> None:
-    """Every journey key family, the journeys line chart and the conversion rates.
-
-    ``series_at_least``: entries the journeys stream must have (a day's run closes ~1,400
-    minutes; the minutes within the series' delay of the input's end stay open).
+def assert_journeys_exact(dump: dict[str, Any], expected: Figures, prefix: str) -> None:
+    """Every journey key family, the journeys line chart and the conversion rates, after a run
+    that read its input to the end (where every minute is final).
     """
     for key, fields in expected.hashes.items():
         assert ints(dump.get(key)) == dict(fields), (key, ints(dump.get(key)), dict(fields))
@@ -41,14 +37,25 @@ def assert_journeys_exact(
     }
     assert written == set(expected.hashes) | set(expected.zsets)
 
-    # The journeys stream (Grafana's line chart) has one entry per closed minute.
-    series = dump[f"{prefix}:series:journeys"]
-    assert len(series) > series_at_least, len(series)
-    for entry_id, fields in series:
-        minute_ms = int(entry_id.split("-")[0])
-        label = datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
-        hash_fields = expected.hashes[f"{prefix}:minute:journeys:{label}"]
-        assert int(fields["active_customers"]) == hash_fields["active_customers"], label
+    # The journeys stream (Grafana's line chart): at the end of the input every minute is
+    # final, so it has one entry for each minute with figures, equal to the minute's hash.
+    minute_prefix = f"{prefix}:minute:journeys:"
+    minutes = {
+        key.removeprefix(minute_prefix): fields
+        for key, fields in expected.hashes.items()
+        if key.startswith(minute_prefix)
+    }
+    entries = {
+        _minute_label(entry_id): ints(fields) or {}
+        for entry_id, fields in dump[f"{prefix}:series:journeys"]
+    }
+    assert set(entries) == set(minutes), (
+        sorted(set(minutes) - set(entries))[-5:],
+        sorted(set(entries) - set(minutes))[:5],
+    )
+    for label, entry in entries.items():
+        want = {f: n for f, n in minutes[label].items() if n}
+        assert {f: n for f, n in entry.items() if n} == want, (label, entry, want)
 
     for key, value in dump.items():
         if key.endswith(":conversion_rate"):
@@ -57,6 +64,33 @@ def assert_journeys_exact(
                 sessions = expected.hashes[f"{base}:sessions"][field]
                 conversions = expected.hashes[f"{base}:conversions"][field]
                 assert abs(float(rate) - conversions / sessions) < 1e-6, (key, field)
+
+
+def assert_minute_series_complete(dump: dict[str, Any], prefix: str) -> None:
+    """After a run that read its input to the end, the events-by-type line chart has an entry
+    for every minute with events, with the minute's counts and their total.
+    """
+    minute_prefix = f"{prefix}:minute:events_by_type:"
+    minutes = {
+        key.removeprefix(minute_prefix): ints(fields) or {}
+        for key, fields in dump.items()
+        if key.startswith(minute_prefix) and not key.removeprefix(minute_prefix).startswith("0")
+    }
+    entries = {
+        _minute_label(entry_id): ints(fields) or {}
+        for entry_id, fields in dump[f"{prefix}:series:events_by_type"]
+    }
+    assert set(entries) == set(minutes), sorted(set(minutes) ^ set(entries))[:5]
+    for label, counts in minutes.items():
+        entry = entries[label]
+        assert entry.pop("total") == sum(counts.values()), label
+        assert {t: n for t, n in entry.items() if n} == counts, label
+
+
+def _minute_label(entry_id: str) -> str:
+    """The minute (``YYYY-MM-DDTHH:MM``, UTC) of a series entry id (its start in epoch ms)."""
+    minute_ms = int(entry_id.split("-", maxsplit=1)[0])
+    return datetime.fromtimestamp(minute_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
 
 
 def assert_sessions_exact(archived: list[dict[str, Any]], expected: Figures) -> None:

@@ -43,6 +43,22 @@ def test_a_minute_stays_open_while_a_slow_partition_holds_the_watermark_back() -
     assert [(e.id_ms, e.fields["total"]) for e in entries] == [(T0, 2)]
 
 
+def test_the_end_of_a_bounded_run_closes_every_minute_but_moves_no_watermark() -> None:
+    # A back-fill's last minutes: the watermark (less the series' delay) has not passed them,
+    # and a session that started in one is still open; at the end of the input all are final.
+    series = MinuteSeries(KEYS, delay_ms=50 * MINUTE_MS, retention_s=86_400)
+    series.apply([{T0 + m * MINUTE_MS: {"click": m + 1} for m in range(3)}], T0, {"s0": T0})
+    ended = [w for w in series.close_all() if isinstance(w, StreamEntry)]
+    assert [(e.id_ms, e.fields["total"]) for e in ended] == [
+        (T0 + m * MINUTE_MS, m + 1) for m in range(3)
+    ]
+    assert not [w for w in series.close_all() if isinstance(w, StreamEntry)]  # once each
+    # A later run resuming from this state: its new minutes wait for the watermark as before.
+    resumed = MinuteSeries(KEYS, 50 * MINUTE_MS, 86_400, series.snapshot())
+    later = resumed.apply([{T0 + 60 * MINUTE_MS: {"click": 1}}], T0 + 61 * MINUTE_MS)
+    assert not [w for w in later if isinstance(w, StreamEntry)]
+
+
 def test_a_restored_series_continues_from_the_same_totals() -> None:
     series = MinuteSeries(KEYS, delay_ms=0, retention_s=3600)
     series.apply([{T0: {"click": 5}}])
