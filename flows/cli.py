@@ -124,6 +124,7 @@ def _mount_optional() -> None:
     from flows.customers_cli import customers_app
     from flows.grafana_cli import grafana_app
     from flows.offers_cli import offers_app
+    from flows.recovery_cli import recovery_app
     from flows.trino_cli import trino_app
     from sources.simulator_cli import simulate
 
@@ -133,6 +134,7 @@ def _mount_optional() -> None:
     app.add_typer(grafana_app, name="grafana")
     app.add_typer(campaigns_app, name="campaigns")
     app.add_typer(offers_app, name="offers")
+    app.add_typer(recovery_app, name="recovery")
 
 
 _mount_optional()

@@ -15,12 +15,13 @@ from typing import Any
 
 from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.recovery import RecoveryConfig
 from bytewax.run import cli_main
 
 from flows import health, shutdown
 from flows.dataflow import build_flow
 from flows.exchange import Placement
+from flows.recovery_store import prepare_store, recorded_partitions
 from sources.alignment import ReadAlignment
 from sources.files import JsonLinesSource
 from sources.kafka import KafkaEventSource, ensure_topics
@@ -55,10 +56,13 @@ def parse_source(spec: str, settings: Settings, *, tail: bool) -> Source[Any]:
 
 
 def prepare_recovery(recovery_dir: Path) -> RecoveryConfig:
-    """Open the recovery store, creating it on first use."""
-    recovery_dir.mkdir(parents=True, exist_ok=True)
-    if not any(recovery_dir.glob("part-*.sqlite3")):
-        init_db_dir(recovery_dir, 1)
+    """Open the recovery store: created with one partition on first use (``clickstream recovery
+    init --partitions N`` makes one for a larger cluster), else checked to be whole.
+
+    Raises:
+        StoreError: when a partition is missing or foreign, or the counts disagree.
+    """
+    prepare_store(recovery_dir, recorded_partitions(recovery_dir) or 1)
     return RecoveryConfig(recovery_dir)
 
 

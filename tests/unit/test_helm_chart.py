@@ -47,7 +47,6 @@ DEFAULT_KINDS = (
     "Service",
     "PodDisruptionBudget",
     "PersistentVolumeClaim",
-    "ConfigMap",
     "ServiceAccount",
     "Job",
     "CronJob",
@@ -452,17 +451,15 @@ def test_the_recovery_store_is_one_shared_claim_that_outlives_the_release(helm: 
     claim_name = claim["metadata"]["name"]
     assert volume(pod, "recovery")["persistentVolumeClaim"]["claimName"] == claim_name
     (init,) = pod["spec"]["initContainers"]
-    script_mount = mount(init, "scripts")
-    python, script, store, partitions = init["command"]
-    assert (python, partitions) == ("python", "12")
+    assert "command" not in init  # the image's entrypoint: clickstream
+    recovery, command, store, option_name, partitions = init["args"]
+    assert (recovery, command) == ("recovery", "init")
+    assert (option_name, partitions) == ("--partitions", "12")
     job = job_container(manifests)
     assert env_of(job)["CLICKSTREAM_RECOVERY_DIR"] == store
     volume_root = mount(init, "recovery")["mountPath"]
     assert store.startswith(volume_root + "/")
     assert mount(job, "recovery")["mountPath"] == volume_root
-    scripts = one(manifests, "ConfigMap", volume(pod, "scripts")["configMap"]["name"])
-    file_name = script.removeprefix(script_mount["mountPath"] + "/")
-    assert scripts["data"][file_name] == (CHART / "files" / "init_recovery.py").read_text()
 
     existing = render(helm, "--set", "recovery.existingClaim=clickstream-recovery")
     assert not [m for m in existing if m["kind"] == "PersistentVolumeClaim"]
@@ -607,11 +604,10 @@ def test_the_operations_guide_names_what_the_chart_makes(helm: Path) -> None:
     for selector in set(re.findall(r"-l (\S+)", guide)):
         wanted = dict(pair.split("=") for pair in selector.split(","))
         assert wanted.items() <= labels.items(), selector
-    # The maintenance pod mounts the store where the job does, and the init script's messages
+    # The maintenance pod mounts the store where the job does, and the store check's messages
     # point at a section that exists.
     volume_root = mount(job_container(manifests), "recovery")["mountPath"]
     assert f"mountPath: {volume_root}" in guide
     assert "## The recovery store" in guide
-    assert (
-        "docs/operations.md, 'The recovery store'" in (CHART / "files/init_recovery.py").read_text()
-    )
+    store_check = (ROOT / "flows" / "recovery_store.py").read_text()
+    assert "docs/operations.md, 'The recovery store'" in store_check

@@ -257,8 +257,8 @@ def test_the_wheels_install_into_a_clean_venv_and_the_cli_runs(tmp_path: Path) -
     assert listed.returncode != 0
     assert f"reports: {', '.join(shipped)}" in " ".join(listed.stdout.split()), listed.stdout
 
-    # The chart's init container runs its script with the image's python.
-    script = ROOT / "helm" / "bank-clickstream" / "files" / "init_recovery.py"
+    # The chart's init container: the recovery store made by the installed command.
     store = tmp_path / "recovery" / "store"
-    run([str(venv / "bin" / "python"), str(script), str(store), "2"], env=clean, cwd=tmp_path)
+    init = [str(venv / "bin" / "clickstream"), "recovery", "init", str(store), "--partitions", "2"]
+    run(init, env=clean, cwd=tmp_path)
     assert sorted(p.name for p in store.iterdir()) == ["part-0.sqlite3", "part-1.sqlite3"]

@@ -80,7 +80,7 @@ starts once every pod runs the new revision.
 {{- end }}
 
 {{- define "bank-clickstream.recoveryMount" -}}/var/lib/clickstream/recovery{{- end }}
-{{/* The store itself is a folder inside the volume, created whole (see files/init_recovery.py). */}}
+{{/* The store itself is a folder inside the volume, created whole (`clickstream recovery init`, flows/recovery_store.py). */}}
 {{- define "bank-clickstream.recoveryStore" -}}/var/lib/clickstream/recovery/store{{- end }}
 {{- define "bank-clickstream.secretsDir" -}}/etc/clickstream/secrets{{- end }}
 {{- define "bank-clickstream.campaignsMount" -}}/etc/clickstream/campaigns{{- end }}

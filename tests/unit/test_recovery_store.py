@@ -1,6 +1,7 @@
-"""The chart's init container (helm/bank-clickstream/files/init_recovery.py): the recovery store
-is created once, whole, by whichever pod gets there first; later starts only check it; it never
-adds a partition to a store nor starts the job on a store it would resume wrongly from.
+"""`clickstream recovery init` (the chart's init container) and the job's own start: the
+recovery store is created once, whole, by whichever pod gets there first; later starts only check
+it; it never adds a partition to a store nor starts the job on a store it would resume wrongly
+from.
 """
 
 from __future__ import annotations
@@ -13,17 +14,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import bytewax.operators as op
+import pytest
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig
 from bytewax.testing import TestingSink, TestingSource, cluster_main
 
-CHART = Path(__file__).resolve().parents[2] / "helm" / "bank-clickstream"
-SCRIPT = CHART / "files" / "init_recovery.py"
+from flows.recovery_store import StoreError
+from flows.runner import prepare_recovery
+
+CLICKSTREAM = str(Path(sys.executable).parent / "clickstream")
+
+
+def init_command(store: Path, partitions: int) -> list[str]:
+    """The command the chart's init container runs."""
+    return [CLICKSTREAM, "recovery", "init", str(store), "--partitions", str(partitions)]
 
 
 def init_store(store: Path, partitions: int) -> subprocess.CompletedProcess[str]:
-    """Run the script as the init container does."""
-    command = [sys.executable, str(SCRIPT), str(store), str(partitions)]
+    """Run the command as the init container does."""
+    command = init_command(store, partitions)
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
 
 
@@ -67,7 +76,7 @@ def test_a_later_start_leaves_the_store_as_it_is(tmp_path: Path) -> None:
 
 def test_pods_starting_together_make_one_store(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    command = [sys.executable, str(SCRIPT), str(store), "6"]
+    command = init_command(store, 6)
     pods = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(6)]
     outputs = [pod.communicate(timeout=60)[0] for pod in pods]
     assert [pod.returncode for pod in pods] == [0] * 6
@@ -82,7 +91,7 @@ def test_another_partition_count_is_refused_and_the_store_kept(tmp_path: Path) -
     before = snapshot(store)
     done = init_store(store, 8)
     assert done.returncode == 1
-    assert "has 4 partitions but recovery.partitions is 8" in done.stderr
+    assert "has 4 partitions, not 8" in done.stderr
     assert "fixed for the life of a store" in done.stderr
     assert snapshot(store) == before
 
@@ -105,6 +114,23 @@ def test_a_foreign_file_in_the_store_stops_the_start(tmp_path: Path) -> None:
     done = init_store(store, 2)
     assert done.returncode == 1
     assert "not a Bytewax recovery partition" in done.stderr
+
+
+def test_the_job_makes_its_own_store_and_will_not_resume_from_a_broken_one(
+    tmp_path: Path,
+) -> None:
+    """`clickstream run --recovery-dir` without a store makes a one-partition store; a store
+    made for a cluster is taken as it is; one with a partition lost stops the start."""
+    alone = tmp_path / "alone"
+    assert Path(prepare_recovery(alone).db_dir) == alone
+    assert records(alone) == {"part-0.sqlite3": (0, 1)}
+    cluster = tmp_path / "cluster"
+    assert init_store(cluster, 3).returncode == 0
+    prepare_recovery(cluster)
+    assert records(cluster) == {f"part-{i}.sqlite3": (i, 3) for i in range(3)}
+    (cluster / "part-0.sqlite3").unlink()
+    with pytest.raises(StoreError, match=r"partitions \[0\] of 3 are missing"):
+        prepare_recovery(cluster)
 
 
 def running_totals(store: Path, items: list[tuple[str, int]], workers: int) -> list[object]:

@@ -1,6 +1,4 @@
-"""Create the job's Bytewax recovery store once, whole; check it on every later start.
-
-Run by every pod's init container before the job: ``python init_recovery.py STORE PARTITIONS``.
+"""The job's Bytewax recovery store: created once, whole; checked on every later start.
 
 Bytewax 0.21 keeps a dataflow's state in a fixed number of SQLite partitions
 (``part-N.sqlite3``, each recording its index and the count). A resumed cluster may have any
@@ -10,29 +8,30 @@ never changes. So:
 - a missing (or empty) store is created whole: every partition in a staging folder beside it,
   then renamed into place in one step, so pods that start together never see half a store (the
   first rename wins; the others find the store and only check it);
-- an existing store is only checked: every partition present, all of the given count. A missing
+- an existing store is only checked: every partition present, all of one count. A missing
   partition is never recreated (an empty one would let the job resume without the state it
   held) and nothing is ever deleted.
 
-Exit status 0 when the store is ready, 1 with the reason when the job must not start on it.
+``clickstream recovery init`` runs it in the chart's init container; ``clickstream run`` checks
+a store it is given the same way (creating a one-partition store where there is none).
 """
 
 from __future__ import annotations
 
-import argparse
 import errno
 import re
 import shutil
 import sqlite3
-import sys
 import tempfile
 from pathlib import Path
+
+from bytewax.recovery import init_db_dir
 
 PART_NAME = re.compile(r"^part-(\d+)\.sqlite3$")
 OPERATIONS = "docs/operations.md, 'The recovery store'"
 
 
-class StoreError(Exception):
+class StoreError(RuntimeError):
     """The store exists, but the job must not start on it; the message says why."""
 
 
@@ -82,8 +81,8 @@ def check_store(store: Path, partitions: int) -> None:
     if counts and counts != {partitions}:
         shown = " and ".join(str(c) for c in sorted(counts))
         msg = (
-            f"the recovery store at {store} has {shown} partitions but recovery.partitions is "
-            f"{partitions}: the count is fixed for the life of a store; set it back to {shown} "
+            f"the recovery store at {store} has {shown} partitions, not {partitions}: the "
+            f"count is fixed for the life of a store; set recovery.partitions back to {shown} "
             f"({OPERATIONS})"
         )
         raise StoreError(msg)
@@ -99,8 +98,6 @@ def check_store(store: Path, partitions: int) -> None:
 
 def create_store(store: Path, partitions: int) -> bool:
     """Create the store whole unless another pod already has; True when this call created it."""
-    from bytewax.recovery import init_db_dir
-
     store.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{store.name}.new-", dir=store.parent))
     try:
@@ -133,21 +130,13 @@ def prepare_store(store: Path, partitions: int) -> str:
     return f"recovery store at {store}: {partitions} partitions, all present"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: ``init_recovery.py STORE PARTITIONS``; the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("store", type=Path, help="The store's folder (CLICKSTREAM_RECOVERY_DIR).")
-    parser.add_argument("partitions", type=int, help="recovery.partitions of the chart.")
-    args = parser.parse_args(argv)
-    if args.partitions < 1:
-        parser.error("partitions must be 1 or more")
-    try:
-        print(prepare_store(args.store, args.partitions), flush=True)
-    except StoreError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+def recorded_partitions(store: Path) -> int | None:
+    """The partition count the store's first partition file records (None: no store yet).
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    Raises:
+        StoreError: when that file is not a Bytewax recovery partition.
+    """
+    found = partitions_on_disk(store) if store.is_dir() else {}
+    if not found:
+        return None
+    return partition_record(found[min(found)])[1]
