@@ -82,8 +82,8 @@ def check_store(store: Path, partitions: int) -> None:
         shown = " and ".join(str(c) for c in sorted(counts))
         msg = (
             f"the recovery store at {store} has {shown} partitions, not {partitions}: the "
-            f"count is fixed for the life of a store; set recovery.partitions back to {shown} "
-            f"({OPERATIONS})"
+            f"count is fixed for the life of a store; set --partitions (the chart's "
+            f"recovery.partitions) back to {shown} ({OPERATIONS})"
         )
         raise StoreError(msg)
     missing = sorted(set(range(partitions)) - set(found))
