@@ -173,7 +173,7 @@ class MinuteSeries:
             )
             for minute_ms in sorted(changed)
         ]
-        writes.extend(self._close_minutes())
+        writes.extend(self._close_minutes(self._final_through_ms()))
         return writes
 
     def close_all(self) -> list[RedisWrite]:
@@ -182,18 +182,18 @@ class MinuteSeries:
         a later run resumes from this state, its own minutes close as usual, and events it adds
         to a minute closed here change the minute's hash only, as late events would.
         """
-        kept = self._watermark_ms, self._open_from
-        self._watermark_ms, self._open_from = ENDLESS, {}
-        try:
-            return self._close_minutes()
-        finally:
-            self._watermark_ms, self._open_from = kept
+        return self._close_minutes(ENDLESS)
 
-    def _close_minutes(self) -> list[RedisWrite]:
-        """Minutes that ended before the watermark get their one entry in the stream."""
-        watermark_ms = min(
+    def _final_through_ms(self) -> int:
+        """Minutes ending by this time are final: the senders' watermark less the series'
+        delay, and no session that started earlier still open.
+        """
+        return min(
             self._watermark_ms - self._delay_ms, min(self._open_from.values(), default=ENDLESS)
         )
+
+    def _close_minutes(self, watermark_ms: int) -> list[RedisWrite]:
+        """Minutes that ended by ``watermark_ms`` get their one entry in the stream."""
         closing = sorted(
             m for m in self.counts if self._closed_through_ms < m and m + MINUTE_MS <= watermark_ms
         )
